@@ -1,0 +1,229 @@
+// Reads a request body just far enough to know where it goes: the envelope header line, decoded if
+// the client compressed it, under wire and decoded byte limits (the latter is the zip-bomb guard).
+// Small bodies are buffered whole; larger ones are handed on as a stream of the untouched wire bytes,
+// still counted and decoded on the way so the limits hold to the last byte.
+import type { IncomingMessage } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import zlib from 'node:zlib';
+import { TunnelError } from './errors.js';
+
+export interface BodyLimits {
+  readonly maxEnvelopeBytes: number;
+  readonly maxDecodedBytes: number;
+  readonly maxHeaderLineBytes: number;
+}
+
+export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
+
+/** Bodies that end within this many wire bytes are forwarded from one buffer; longer ones stream. */
+export const BUFFERED_BODY_BYTES = 256 * 1024;
+
+const NEWLINE = 0x0a;
+
+export function parseContentEncoding(header: string | undefined): ContentEncoding {
+  const value = header?.trim().toLowerCase();
+  if (!value || value === 'identity') return 'identity';
+  if (value === 'gzip' || value === 'x-gzip') return 'gzip';
+  if (value === 'deflate' || value === 'br') return value;
+  throw new TunnelError('unsupported_encoding');
+}
+
+export interface EnvelopeHead {
+  /** The parsed envelope header (the first line, a JSON object); unknown fields kept. */
+  readonly header: Readonly<Record<string, unknown>>;
+  /** The untouched wire bytes: the whole body, or a stream that yields all of it. */
+  readonly body: Buffer | Transform;
+  /** Wire bytes received so far (all of them when `body` is a Buffer). */
+  readonly wireBytes: () => number;
+  /** Why a streamed body was cut off (a limit, corrupt data, the client leaving), if it was. */
+  readonly failure: () => TunnelError | undefined;
+}
+
+/**
+ * Reads `req` until the envelope header line is known (and, for small bodies, to the end).
+ * Rejects with a TunnelError: empty_body, header_too_large, invalid_envelope_header,
+ * envelope_too_large, invalid_body_encoding or request_aborted.
+ */
+export function readEnvelopeHead(req: IncomingMessage, encoding: ContentEncoding, limits: BodyLimits): Promise<EnvelopeHead> {
+  return new BodyReader(req, encoding, limits).head();
+}
+
+class BodyReader {
+  #wireBytes = 0;
+  #decodedBytes = 0;
+  #chunks: Buffer[] = [];
+  #bufferedBytes = 0;
+  #headerParts: Buffer[] = [];
+  #headerBytes = 0;
+  #headerLine: Buffer | undefined;
+  #ended = false;
+  #decoderEnded = false;
+  #failure: TunnelError | undefined;
+  readonly #decoder: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined;
+  #settle: { resolve: (head: EnvelopeHead) => void; reject: (error: TunnelError) => void } | undefined;
+  #stream: Transform | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    encoding: ContentEncoding,
+    private readonly limits: BodyLimits,
+  ) {
+    this.#decoder = createDecoder(encoding);
+  }
+
+  head(): Promise<EnvelopeHead> {
+    return new Promise((resolve, reject) => {
+      this.#settle = { resolve, reject };
+      const { req } = this;
+      const onData = (chunk: Buffer) => this.#onWire(chunk);
+      const onEnd = () => {
+        this.#ended = true;
+        if (this.#decoder) this.#decoder.end();
+        this.#tryResolve();
+      };
+      const onAborted = () => this.#fail(new TunnelError('request_aborted'));
+      req.on('data', onData);
+      req.once('end', onEnd);
+      req.once('error', onAborted);
+      req.once('close', () => {
+        if (!this.#ended) onAborted();
+      });
+      this.#detach = () => {
+        req.off('data', onData);
+        req.off('end', onEnd);
+      };
+      this.#decoder?.on('data', (decoded: Buffer) => this.#onDecoded(decoded));
+      this.#decoder?.once('end', () => {
+        this.#decoderEnded = true;
+        this.#tryResolve();
+      });
+      this.#decoder?.once('error', (error) => this.#fail(new TunnelError('invalid_body_encoding', { cause: error })));
+    });
+  }
+
+  #detach: () => void = () => {};
+
+  #onWire(chunk: Buffer): void {
+    if (this.#failure) return;
+    this.#wireBytes += chunk.length;
+    if (this.#wireBytes > this.limits.maxEnvelopeBytes) return this.#fail(new TunnelError('envelope_too_large'));
+    this.#chunks.push(chunk);
+    this.#bufferedBytes += chunk.length;
+    if (this.#decoder) this.#decoder.write(chunk);
+    else this.#onDecoded(chunk);
+    this.#tryResolve();
+  }
+
+  #onDecoded(decoded: Buffer): void {
+    if (this.#failure) return;
+    this.#decodedBytes += decoded.length;
+    if (this.#decodedBytes > this.limits.maxDecodedBytes) return this.#fail(new TunnelError('envelope_too_large'));
+    if (this.#headerLine) return;
+    const newline = decoded.indexOf(NEWLINE);
+    const part = newline === -1 ? decoded : decoded.subarray(0, newline);
+    this.#headerParts.push(part);
+    this.#headerBytes += part.length;
+    if (this.#headerBytes > this.limits.maxHeaderLineBytes) return this.#fail(new TunnelError('header_too_large'));
+    if (newline !== -1) this.#headerLine = Buffer.concat(this.#headerParts, this.#headerBytes);
+    if (this.#stream === undefined) this.#tryResolve();
+  }
+
+  #fail(error: TunnelError): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    this.#detach();
+    this.#decoder?.destroy();
+    if (this.#settle) {
+      this.#settle.reject(error);
+      this.#settle = undefined;
+    }
+    this.#stream?.destroy(error);
+  }
+
+  /** Resolves once the header is known and either the whole body is here or it is large enough to stream. */
+  #tryResolve(): void {
+    if (!this.#settle || this.#failure) return;
+    const decodedAll = this.#ended && (!this.#decoder || this.#decoderEnded);
+    if (decodedAll && !this.#headerLine) {
+      if (this.#decodedBytes === 0) return this.#fail(new TunnelError('empty_body'));
+      this.#headerLine = Buffer.concat(this.#headerParts, this.#headerBytes);
+    }
+    if (!this.#headerLine) return;
+    if (!decodedAll && this.#bufferedBytes < BUFFERED_BODY_BYTES) return;
+
+    const header = parseHeader(this.#headerLine);
+    if (!header) return this.#fail(new TunnelError('invalid_envelope_header'));
+    const { resolve } = this.#settle;
+    this.#settle = undefined;
+    const wireBytes = () => this.#wireBytes;
+    const failure = () => this.#failure;
+    if (decodedAll) {
+      this.#detach();
+      resolve({ header, body: Buffer.concat(this.#chunks, this.#bufferedBytes), wireBytes, failure });
+    } else {
+      resolve({ header, body: this.#startStreaming(), wireBytes, failure });
+    }
+    this.#chunks = [];
+  }
+
+  /** The rest of the body flows through a Transform that keeps counting and decoding. */
+  #startStreaming(): Transform {
+    this.#detach();
+    const decoder = this.#decoder;
+    const stream = new Transform({
+      transform: (chunk: Buffer, _encoding, callback: TransformCallback) => {
+        this.#wireBytes += chunk.length;
+        if (this.#wireBytes > this.limits.maxEnvelopeBytes) return callback(this.#failWith(new TunnelError('envelope_too_large')));
+        if (!decoder) return callback(null, chunk);
+        decoder.write(chunk, () => callback(this.#failure ?? null, this.#failure ? undefined : chunk));
+      },
+      flush: (callback: TransformCallback) => {
+        if (!decoder || this.#decoderEnded) return callback(this.#failure ?? null);
+        let called = false;
+        const done = () => {
+          if (called) return;
+          called = true;
+          callback(this.#failure ?? null);
+        };
+        decoder.once('end', done);
+        decoder.once('close', done);
+        decoder.end();
+      },
+    });
+    this.#stream = stream;
+    for (const chunk of this.#chunks) stream.push(chunk);
+    this.#chunks = [];
+    this.req.once('end', () => {
+      this.#ended = true;
+    });
+    this.req.pipe(stream);
+    return stream;
+  }
+
+  #failWith(error: TunnelError): TunnelError {
+    this.#fail(error);
+    return this.#failure ?? error;
+  }
+}
+
+function createDecoder(encoding: ContentEncoding): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined {
+  switch (encoding) {
+    case 'identity':
+      return undefined;
+    case 'gzip':
+      return zlib.createGunzip();
+    case 'deflate':
+      return zlib.createInflate();
+    case 'br':
+      return zlib.createBrotliDecompress();
+  }
+}
+
+function parseHeader(line: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(line.toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,109 @@
+// The configuration: one schema (the single source of truth for the type, the defaults and the JSON
+// Schema), layered sources (flags > environment > file > defaults), validation that lists every
+// problem with its path, and a frozen result.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { normalizeDsn, parseDsn } from './dsn.js';
+
+const MiB = 1024 * 1024;
+
+const dsnString = z.string().superRefine((value, ctx) => {
+  const parsed = parseDsn(value);
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: `not a valid DSN: ${parsed.reason}` });
+});
+
+const positiveMs = (fallback: number) => z.int().min(1, { error: 'must be a whole number of milliseconds ≥ 1' }).default(fallback);
+const byteLimit = (fallback: number) => z.int().min(1, { error: 'must be a whole number of bytes ≥ 1' }).default(fallback);
+
+const cidr = z.string().refine(isCidr, { error: (issue) => `not a CIDR or IP address: "${String(issue.input)}"` });
+
+export const projectSchema = z.strictObject({
+  dsn: dsnString.describe('The project DSN, exactly as in Sentry.init({ dsn }). Envelopes must carry this DSN.'),
+});
+
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional().describe('Editor hint only; ignored.'),
+    server: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1').describe('Address to listen on; "0.0.0.0" or "::" for every interface.'),
+        port: z.int().min(0, { error: 'port must be 1–65535 (0 picks a free port)' }).max(65535, { error: 'port must be 1–65535' }).default(8080),
+        path: z
+          .string()
+          .regex(/^\/[\w\-./]*$/, { error: 'path must start with "/" and contain only letters, digits, "-", "_", ".", "/"' })
+          .refine((value) => !['/healthz', '/readyz', '/metrics'].includes(value), { error: 'path collides with a built-in endpoint' })
+          .default('/tunnel')
+          .describe('URL path the SDK posts envelopes to; {path}/{project} selects one project.'),
+        trustProxy: z
+          .union([z.boolean(), z.array(cidr)])
+          .default(false)
+          .describe('false: the peer is the client; true: trust X-Forwarded-For; a list: trust these proxy CIDRs.'),
+        shutdownTimeoutMs: positiveMs(10_000).describe('How long in-flight requests may take to finish on SIGTERM/SIGINT.'),
+        headersTimeoutMs: positiveMs(10_000).describe('A client must send its request headers within this time.'),
+        requestTimeoutMs: positiveMs(60_000).describe('A client must send its whole request within this time.'),
+      })
+      .prefault({}),
+    projects: z
+      .record(
+        z.string().regex(/^[\w-]+$/, { error: 'project names may contain only letters, digits, "-" and "_"' }),
+        projectSchema,
+      )
+      .refine((projects) => Object.keys(projects).length > 0, { error: 'at least one project is required' })
+      .describe('Project name → DSN. Only these projects are forwarded to.'),
+    cors: z
+      .strictObject({
+        origins: z
+          .union([z.literal('*'), z.array(z.url({ error: 'not an origin such as "https://app.example.com"' })), z.literal(false)])
+          .default('*')
+          .describe('"*" any origin; a list of exact origins; false: no CORS headers at all.'),
+      })
+      .prefault({}),
+    limits: z
+      .strictObject({
+        maxEnvelopeBytes: byteLimit(20 * MiB).describe('Largest request body on the wire (compressed), in bytes.'),
+        maxDecodedBytes: byteLimit(100 * MiB).describe('Largest request body after decompression, in bytes.'),
+        maxHeaderLineBytes: byteLimit(64 * 1024).describe('Longest envelope header line, in bytes.'),
+      })
+      .prefault({}),
+    upstream: z
+      .strictObject({
+        timeoutMs: positiveMs(10_000).describe('Sentry must answer within this time, or the client gets 504.'),
+        connectTimeoutMs: positiveMs(3_000).describe('Connecting to Sentry must succeed within this time.'),
+        maxConnections: z.int().min(1).default(128).describe('Keep-alive connections per Sentry host.'),
+        forwardClientIp: z.boolean().default(true).describe('Send the client address to Sentry in X-Forwarded-For.'),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        format: z.enum(['auto', 'json', 'pretty']).default('auto').describe('"auto": pretty on a TTY, JSON otherwise.'),
+      })
+      .prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, string>();
+    for (const [name, project] of Object.entries(config.projects)) {
+      const parsed = parseDsn(project.dsn);
+      if (!parsed.ok) continue;
+      const key = normalizeDsn(parsed.dsn);
+      const other = seen.get(key);
+      if (other !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['projects', name, 'dsn'], message: `duplicate DSN also used by project "${other}"` });
+      } else seen.set(key, name);
+    }
+    if (config.limits.maxDecodedBytes < config.limits.maxEnvelopeBytes) {
+      ctx.addIssue({ code: 'custom', path: ['limits', 'maxDecodedBytes'], message: 'must be at least limits.maxEnvelopeBytes' });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+function isCidr(value: string): boolean {
+  const [address = '', prefix, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}

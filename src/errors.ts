@@ -1,0 +1,59 @@
+// The error catalogue: every code the tunnel answers with, its HTTP status and its sentence.
+// Codes are public API (clients, dashboards and send-test key on them): never rename or reuse one.
+
+export const ERRORS = {
+  empty_body: { status: 400, message: 'The request body is empty; expected a Sentry envelope.' },
+  invalid_envelope_header: {
+    status: 400,
+    message: 'The first line of the body is not a JSON object; expected a Sentry envelope header.',
+  },
+  header_too_large: { status: 400, message: 'The envelope header line is longer than limits.maxHeaderLineBytes.' },
+  missing_dsn: { status: 400, message: 'The envelope header has no "dsn"; the SDK must be configured with a DSN.' },
+  invalid_dsn: { status: 400, message: 'The "dsn" in the envelope header is not a valid Sentry DSN.' },
+  invalid_body_encoding: { status: 400, message: 'The compressed request body is corrupt or truncated.' },
+  request_aborted: { status: 400, message: 'The client closed the request before the body was complete.' },
+  dsn_not_allowed: { status: 403, message: 'The envelope DSN is not one of the projects this tunnel forwards to.' },
+  dsn_mismatch: { status: 403, message: 'The envelope DSN does not belong to the project named in the URL.' },
+  origin_not_allowed: { status: 403, message: 'The Origin of this request is not allowed by cors.origins.' },
+  not_found: { status: 404, message: 'Nothing is served at this path.' },
+  unknown_project: { status: 404, message: 'No project of that name is configured.' },
+  method_not_allowed: { status: 405, message: 'Method not allowed; the tunnel accepts POST (and OPTIONS for CORS).' },
+  request_timeout: { status: 408, message: 'The request body did not arrive in time.' },
+  envelope_too_large: { status: 413, message: 'The envelope is larger than this tunnel accepts.' },
+  unsupported_encoding: {
+    status: 415,
+    message: 'Unsupported Content-Encoding; use identity, gzip, deflate or br.',
+  },
+  internal_error: { status: 500, message: 'The tunnel failed unexpectedly; the error was logged.' },
+  upstream_unavailable: { status: 502, message: 'Sentry could not be reached (connection refused, reset or DNS failure).' },
+  upstream_redirect: { status: 502, message: 'Sentry answered with a redirect, which the tunnel never follows.' },
+  shutting_down: { status: 503, message: 'The tunnel is shutting down.' },
+  upstream_timeout: { status: 504, message: 'Sentry did not answer within upstream.timeoutMs.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error the tunnel answers with: a stable code, the HTTP status and a sentence, plus the cause. */
+export class TunnelError extends Error {
+  override readonly name = 'TunnelError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra response headers (Allow, Retry-After) that belong to this answer. */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+
+  constructor(code: ErrorCode, options: { cause?: unknown; message?: string; headers?: Record<string, string> } = {}) {
+    super(options.message ?? ERRORS[code].message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.headers = options.headers;
+  }
+}
+
+export function isTunnelError(value: unknown): value is TunnelError {
+  return value instanceof TunnelError;
+}
+
+/** The JSON body of every response the tunnel writes itself. */
+export function errorBody(error: TunnelError): string {
+  return JSON.stringify({ error: error.message, code: error.code });
+}

@@ -1,0 +1,246 @@
+// The request pipeline, in order: route → CORS → project by URL → encoding and size → envelope header
+// → DSN allowlist → upstream headers → forward → answer. This is the only place errors become HTTP
+// responses (sendError), and the only place a request is logged.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { type EnvelopeHead, parseContentEncoding, readEnvelopeHead } from './body.js';
+import type { ClientIpResolver } from './client-ip.js';
+import type { Config } from './config.js';
+import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
+import { TunnelError, errorBody } from './errors.js';
+import type { Project, ProjectRegistry } from './projects.js';
+import { type Forward, toTunnelError } from './upstream.js';
+
+export interface TunnelContext {
+  readonly config: Config;
+  readonly projects: ProjectRegistry;
+  readonly cors: CorsPolicy;
+  readonly clientIp: ClientIpResolver;
+  readonly forward: Forward;
+  readonly logger: Logger;
+  readonly lifecycle: Lifecycle;
+}
+
+/** Whether the tunnel takes traffic, and how many requests are being handled right now. */
+export class Lifecycle {
+  shuttingDown = false;
+  inFlight = 0;
+  #onIdle: (() => void) | undefined;
+
+  enter(): void {
+    this.inFlight++;
+  }
+
+  leave(): void {
+    this.inFlight--;
+    if (this.inFlight === 0 && this.#onIdle) this.#onIdle();
+  }
+
+  /** Resolves once no request is in flight. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onIdle = resolve;
+    });
+  }
+}
+
+/** What one request did, logged as one line when it ends. */
+interface RequestRecord {
+  reqId: string;
+  method: string;
+  path: string;
+  status: number;
+  code?: string;
+  project?: string;
+  bytesIn: number;
+  durationMs: number;
+  upstreamStatus?: number;
+  /** Why Sentry could not be reached (never the body or the DSN). */
+  cause?: string;
+}
+
+/** One request and its answer as they travel through the stages. */
+interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly record: RequestRecord;
+  /** CORS headers every answer on the tunnel path carries once the origin was allowed. */
+  cors?: Readonly<Record<string, string>>;
+}
+
+/** Client request headers Sentry may see; everything else (Cookie, Authorization, spoofable IP headers) stays behind. */
+const FORWARDED_REQUEST_HEADERS = ['user-agent', 'origin'] as const;
+const JSON_CONTENT_TYPE = 'application/json';
+const ENVELOPE_CONTENT_TYPE = 'application/x-sentry-envelope';
+
+let requestCounter = 0;
+const requestIdPrefix = Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, '0');
+
+export function createRequestHandler(ctx: TunnelContext): (req: IncomingMessage, res: ServerResponse) => void {
+  const tunnelPath = ctx.config.server.path;
+  const namedPrefix = `${tunnelPath}/`;
+
+  return (req, res) => {
+    const started = performance.now();
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    const record: RequestRecord = {
+      reqId: `${requestIdPrefix}-${(++requestCounter).toString(36)}`,
+      method: req.method ?? 'GET',
+      path,
+      status: 0,
+      bytesIn: 0,
+      durationMs: 0,
+    };
+    const exchange: Exchange = { req, res, record };
+    ctx.lifecycle.enter();
+    let handled: Promise<void>;
+    if (path === tunnelPath || path === namedPrefix) {
+      handled = handleTunnel(ctx, exchange, undefined);
+    } else if (path.startsWith(namedPrefix) && !path.includes('/', namedPrefix.length)) {
+      handled = handleTunnel(ctx, exchange, decodeName(path.slice(namedPrefix.length)));
+    } else if (path === '/healthz' || path === '/readyz') {
+      handled = handleHealth(ctx, exchange, path);
+    } else {
+      handled = Promise.reject(new TunnelError('not_found'));
+    }
+    handled
+      .catch((error: unknown) => sendError(ctx, exchange, error))
+      .finally(() => {
+        record.durationMs = Math.round((performance.now() - started) * 100) / 100;
+        if (record.status >= 500) ctx.logger.error(record, 'request');
+        else ctx.logger.info(record, 'request');
+        ctx.lifecycle.leave();
+      });
+  };
+}
+
+async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName: string | undefined): Promise<void> {
+  const { req, record } = exchange;
+  if (req.method === 'OPTIONS') {
+    const preflight = ctx.cors.preflight(req);
+    if (!preflight.allowed) throw new TunnelError('origin_not_allowed');
+    return send(ctx, exchange, 204, { allow: ALLOWED_METHODS, ...preflight.headers });
+  }
+  if (req.method !== 'POST') throw new TunnelError('method_not_allowed', { headers: { allow: ALLOWED_METHODS } });
+
+  const cors = ctx.cors.check(req.headers.origin);
+  if (!cors.allowed) throw new TunnelError('origin_not_allowed');
+  exchange.cors = cors.headers;
+
+  let named: Project | undefined;
+  if (projectName !== undefined) {
+    named = ctx.projects.byName.get(projectName);
+    if (!named) throw new TunnelError('unknown_project', { message: `No project named "${projectName}" is configured.` });
+    record.project = named.name;
+  }
+
+  const { limits } = ctx.config;
+  const encoding = parseContentEncoding(req.headers['content-encoding']);
+  const declaredLength = req.headers['content-length'];
+  if (declaredLength !== undefined && Number(declaredLength) > limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
+
+  const head = await readEnvelopeHead(req, encoding, limits);
+  record.bytesIn = head.wireBytes();
+  try {
+    const project = resolveProject(ctx, head, named);
+    record.project = project.name;
+    const reply = await ctx
+      .forward({ target: project.target, headers: upstreamHeaders(ctx, req, encoding !== 'identity'), body: head.body })
+      .catch((error: unknown) => {
+        throw head.failure() ?? toTunnelError(error);
+      });
+    record.bytesIn = head.wireBytes();
+    record.upstreamStatus = reply.status;
+    send(ctx, exchange, reply.status, { ...reply.headers, ...cors.headers }, reply.body);
+  } catch (error) {
+    record.bytesIn = head.wireBytes();
+    if (!Buffer.isBuffer(head.body)) (head.body as Readable).destroy();
+    throw error;
+  }
+}
+
+function resolveProject(ctx: TunnelContext, head: EnvelopeHead, named: Project | undefined): Project {
+  const dsn = head.header.dsn;
+  if (typeof dsn !== 'string' || dsn === '') throw new TunnelError('missing_dsn');
+  const project = ctx.projects.resolve(dsn);
+  if (project === null) throw new TunnelError('invalid_dsn');
+  if (project === undefined) throw new TunnelError('dsn_not_allowed');
+  if (named && project !== named) {
+    throw new TunnelError('dsn_mismatch', { message: `The envelope DSN does not belong to project "${named.name}".` });
+  }
+  return project;
+}
+
+function upstreamHeaders(ctx: TunnelContext, req: IncomingMessage, encoded: boolean): Record<string, string> {
+  const incoming = req.headers;
+  const headers: Record<string, string> = { 'content-type': incoming['content-type'] || ENVELOPE_CONTENT_TYPE };
+  if (encoded) headers['content-encoding'] = incoming['content-encoding'] as string;
+  if (incoming['content-length'] !== undefined) headers['content-length'] = incoming['content-length'];
+  for (const name of FORWARDED_REQUEST_HEADERS) {
+    const value = incoming[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  for (const name in incoming) {
+    // Client hints (Sec-CH-UA, Sec-CH-UA-Platform, …) help Sentry tell browsers apart.
+    if (name.startsWith('sec-ch-ua')) {
+      const value = incoming[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+  }
+  if (ctx.config.upstream.forwardClientIp) headers['x-forwarded-for'] = ctx.clientIp(req);
+  return headers;
+}
+
+async function handleHealth(ctx: TunnelContext, exchange: Exchange, path: string): Promise<void> {
+  const { req } = exchange;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    throw new TunnelError('method_not_allowed', { message: 'Method not allowed; use GET.', headers: { allow: 'GET, HEAD' } });
+  }
+  if (path === '/readyz' && ctx.lifecycle.shuttingDown) throw new TunnelError('shutting_down');
+  send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE }, path === '/healthz' ? '{"status":"ok"}' : '{"status":"ready"}');
+}
+
+function send(ctx: TunnelContext, exchange: Exchange, status: number, headers: Record<string, string>, body?: Buffer | string): void {
+  const { req, res } = exchange;
+  exchange.record.status = status;
+  if (res.headersSent || res.destroyed) return;
+  // An unread body would have to be drained before the next request on this connection: close it instead.
+  if (ctx.lifecycle.shuttingDown || !req.complete) headers.connection = 'close';
+  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+/** The one place a failure becomes an HTTP response: catalogue errors as they are, anything else as a logged 500. */
+function sendError(ctx: TunnelContext, exchange: Exchange, caught: unknown): void {
+  const { record } = exchange;
+  let error: TunnelError;
+  if (caught instanceof TunnelError) error = caught;
+  else {
+    ctx.logger.error({ reqId: record.reqId, err: caught }, 'unexpected error while handling a request');
+    error = new TunnelError('internal_error', { cause: caught });
+  }
+  record.code = error.code;
+  if (error.cause !== undefined && error.status >= 500) record.cause = describeCause(error.cause);
+  send(ctx, exchange, error.status, { 'content-type': JSON_CONTENT_TYPE, ...error.headers, ...exchange.cors }, errorBody(error));
+}
+
+function describeCause(cause: unknown): string {
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code;
+    return typeof code === 'string' ? `${code}: ${cause.message}` : cause.message;
+  }
+  return String(cause);
+}
+
+function decodeName(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
