@@ -4,6 +4,7 @@
 // still counted and decoded on the way so the limits hold to the last byte.
 import type { IncomingMessage } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { TunnelError } from './errors.js';
 
@@ -225,5 +226,26 @@ function parseHeader(line: Buffer): Record<string, unknown> | undefined {
     return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+const gunzip = promisify(zlib.gunzip);
+const inflate = promisify(zlib.inflate);
+const brotliDecompress = promisify(zlib.brotliDecompress);
+
+/**
+ * The decoded bytes of a buffered body, for stages that must read past the header line (processing,
+ * rate-limit categories). Rejects with envelope_too_large or invalid_body_encoding.
+ */
+export async function decodeBody(body: Buffer, encoding: ContentEncoding, maxDecodedBytes: number): Promise<Buffer> {
+  if (encoding === 'identity') return body;
+  const options = { maxOutputLength: maxDecodedBytes };
+  try {
+    if (encoding === 'gzip') return await gunzip(body, options);
+    if (encoding === 'deflate') return await inflate(body, options);
+    return await brotliDecompress(body, options);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new TunnelError('envelope_too_large', { cause: error });
+    throw new TunnelError('invalid_body_encoding', { cause: error });
   }
 }

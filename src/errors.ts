@@ -10,6 +10,7 @@ export const ERRORS = {
   header_too_large: { status: 400, message: 'The envelope header line is longer than limits.maxHeaderLineBytes.' },
   missing_dsn: { status: 400, message: 'The envelope header has no "dsn"; the SDK must be configured with a DSN.' },
   invalid_dsn: { status: 400, message: 'The "dsn" in the envelope header is not a valid Sentry DSN.' },
+  malformed_envelope: { status: 400, message: 'The envelope is malformed.' },
   invalid_body_encoding: { status: 400, message: 'The compressed request body is corrupt or truncated.' },
   request_aborted: { status: 400, message: 'The client closed the request before the body was complete.' },
   dsn_not_allowed: { status: 403, message: 'The envelope DSN is not one of the projects this tunnel forwards to.' },

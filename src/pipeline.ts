@@ -46,12 +46,16 @@ export class Lifecycle {
   }
 }
 
-/** What one request did, logged as one line when it ends. */
-interface RequestRecord {
+export type Outcome = 'forwarded' | 'rejected' | 'rate_limited' | 'filtered' | 'spooled' | 'failed';
+
+/** What one request did, logged as one line when it ends (and counted by metrics). */
+export interface RequestRecord {
   reqId: string;
   method: string;
   path: string;
   status: number;
+  /** How the request ended: forwarded to Sentry, rejected (4xx of ours), failed (5xx of ours), … */
+  outcome?: Outcome;
   code?: string;
   project?: string;
   bytesIn: number;
@@ -155,6 +159,7 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
       });
     record.bytesIn = head.wireBytes();
     record.upstreamStatus = reply.status;
+    record.outcome = 'forwarded';
     send(ctx, exchange, reply.status, { ...reply.headers, ...cors.headers }, reply.body);
   } catch (error) {
     record.bytesIn = head.wireBytes();
@@ -225,6 +230,7 @@ function sendError(ctx: TunnelContext, exchange: Exchange, caught: unknown): voi
     error = new TunnelError('internal_error', { cause: caught });
   }
   record.code = error.code;
+  record.outcome ??= error.status >= 500 ? 'failed' : 'rejected';
   if (error.cause !== undefined && error.status >= 500) record.cause = describeCause(error.cause);
   send(ctx, exchange, error.status, { 'content-type': JSON_CONTENT_TYPE, ...error.headers, ...exchange.cors }, errorBody(error));
 }
