@@ -63,6 +63,10 @@ export interface RequestRecord {
   upstreamStatus?: number;
   /** Why Sentry could not be reached (never the body or the DSN). */
   cause?: string;
+  /** Which limit answered 429/503, when one did (rate limiting). */
+  rateLimit?: { reason: 'client' | 'project' | 'sentry' | 'overloaded'; category?: string };
+  /** Items removed by processing rules, by reason (the rule) and item type. */
+  dropped?: { reason: string; type: string }[];
 }
 
 /** One request and its answer as they travel through the stages. */
