@@ -6,8 +6,8 @@ import { createLogger } from '../../src/logger.js';
 import { type RunningTunnel, type StartOptions, startTunnel } from '../../src/server.js';
 
 export interface TestTunnel extends RunningTunnel {
-  /** Every log line the tunnel wrote, parsed. */
-  readonly logs: Record<string, unknown>[];
+  /** Every log line the tunnel wrote so far, parsed. */
+  logs(): Record<string, unknown>[];
   /** The raw log output, to assert what must never appear. */
   readonly rawLogs: () => string;
   post(body: Buffer | string, init?: { headers?: Record<string, string>; path?: string }): Promise<Response>;
@@ -28,12 +28,11 @@ export async function startTestTunnel(input: Overrides, options: Partial<StartOp
   const tunnel = await startTunnel(config, { logger, ...options });
   const origin = `http://127.0.0.1:${tunnel.address.port}`;
   return Object.assign(tunnel, {
-    get logs() {
-      return raw
+    logs: () =>
+      raw
         .split('\n')
         .filter((line) => line.trim() !== '')
-        .map((line) => JSON.parse(line) as Record<string, unknown>);
-    },
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
     rawLogs: () => raw,
     post: (body: Buffer | string, init: { headers?: Record<string, string>; path?: string } = {}) =>
       fetch(`${origin}${init.path ?? config.server.path}`, { method: 'POST', body, headers: init.headers }),
