@@ -12,6 +12,8 @@ export interface BodyLimits {
   readonly maxEnvelopeBytes: number;
   readonly maxDecodedBytes: number;
   readonly maxHeaderLineBytes: number;
+  /** The whole body must have arrived within this time (slow-client guard). */
+  readonly requestTimeoutMs: number;
 }
 
 export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
@@ -43,7 +45,7 @@ export interface EnvelopeHead {
 /**
  * Reads `req` until the envelope header line is known (and, for small bodies, to the end).
  * Rejects with a TunnelError: empty_body, header_too_large, invalid_envelope_header,
- * envelope_too_large, invalid_body_encoding or request_aborted.
+ * envelope_too_large, invalid_body_encoding, request_timeout or request_aborted.
  */
 export function readEnvelopeHead(req: IncomingMessage, encoding: ContentEncoding, limits: BodyLimits): Promise<EnvelopeHead> {
   return new BodyReader(req, encoding, limits).head();
@@ -63,6 +65,7 @@ class BodyReader {
   readonly #decoder: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined;
   #settle: { resolve: (head: EnvelopeHead) => void; reject: (error: TunnelError) => void } | undefined;
   #stream: Transform | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly req: IncomingMessage,
@@ -77,8 +80,9 @@ class BodyReader {
       this.#settle = { resolve, reject };
       const { req } = this;
       const onData = (chunk: Buffer) => this.#onWire(chunk);
+      this.#timer = setTimeout(() => this.#fail(new TunnelError('request_timeout')), this.limits.requestTimeoutMs);
       const onEnd = () => {
-        this.#ended = true;
+        this.#markEnded();
         if (this.#decoder) this.#decoder.end();
         this.#tryResolve();
       };
@@ -129,9 +133,15 @@ class BodyReader {
     if (this.#stream === undefined) this.#tryResolve();
   }
 
+  #markEnded(): void {
+    this.#ended = true;
+    clearTimeout(this.#timer);
+  }
+
   #fail(error: TunnelError): void {
     if (this.#failure) return;
     this.#failure = error;
+    clearTimeout(this.#timer);
     this.#detach();
     this.#decoder?.destroy();
     if (this.#settle) {
@@ -194,9 +204,7 @@ class BodyReader {
     this.#stream = stream;
     for (const chunk of this.#chunks) stream.push(chunk);
     this.#chunks = [];
-    this.req.once('end', () => {
-      this.#ended = true;
-    });
+    this.req.once('end', () => this.#markEnded());
     this.req.pipe(stream);
     return stream;
   }

@@ -2,6 +2,7 @@
 // Codes are public API (clients, dashboards and send-test key on them): never rename or reuse one.
 
 export const ERRORS = {
+  bad_request: { status: 400, message: 'The request is not valid HTTP.' },
   empty_body: { status: 400, message: 'The request body is empty; expected a Sentry envelope.' },
   invalid_envelope_header: {
     status: 400,
@@ -19,7 +20,7 @@ export const ERRORS = {
   not_found: { status: 404, message: 'Nothing is served at this path.' },
   unknown_project: { status: 404, message: 'No project of that name is configured.' },
   method_not_allowed: { status: 405, message: 'Method not allowed; the tunnel accepts POST (and OPTIONS for CORS).' },
-  request_timeout: { status: 408, message: 'The request body did not arrive in time.' },
+  request_timeout: { status: 408, message: 'The request did not arrive in time.' },
   envelope_too_large: { status: 413, message: 'The envelope is larger than this tunnel accepts.' },
   unsupported_encoding: {
     status: 415,

@@ -151,7 +151,7 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
   const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
 
-  const head = await readEnvelopeHead(req, encoding, limits);
+  const head = await readEnvelopeHead(req, encoding, { ...limits, requestTimeoutMs: ctx.config.server.requestTimeoutMs });
   record.bytesIn = head.wireBytes();
   try {
     const project = resolveProject(ctx, head, named);

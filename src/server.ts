@@ -1,10 +1,11 @@
 // The node:http server: wires config into the pipeline, listens, guards against slow clients, and
 // shuts down gracefully (readiness off, listener closed, in-flight requests finished, pools closed).
-import { type Server, createServer } from 'node:http';
+import { STATUS_CODES, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createClientIpResolver } from './client-ip.js';
 import type { Config } from './config.js';
 import { CorsPolicy } from './cors.js';
+import { TunnelError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
 import { Lifecycle, type TunnelContext, createRequestHandler } from './pipeline.js';
 import { ProjectRegistry } from './projects.js';
@@ -49,16 +50,22 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   const server = createServer(
     {
       headersTimeout: config.server.headersTimeoutMs,
-      requestTimeout: config.server.requestTimeoutMs,
+      // The body reader enforces server.requestTimeoutMs itself, to answer 408 with the catalogue's JSON.
+      requestTimeout: 0,
       connectionsCheckingInterval: Math.min(1_000, config.server.headersTimeoutMs),
       keepAliveTimeout: 5_000,
     },
     createRequestHandler(ctx),
   );
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    // Malformed HTTP never reaches the pipeline; answer it plainly and keep serving.
-    if (socket.writable && error.code !== 'ECONNRESET') socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
+    // Malformed or too-slow HTTP never reaches the pipeline; answer it from the catalogue and keep serving.
+    if (!socket.writable || error.code === 'ECONNRESET') return socket.destroy();
+    const answer = new TunnelError(error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request');
+    const body = errorBody(answer);
+    socket.end(
+      `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   });
 
   await listen(server, config.server.host, config.server.port);

@@ -1,5 +1,5 @@
 // The request contract end to end: a real tunnel on loopback forwarding to a fake Sentry.
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { gzipSync, brotliCompressSync, deflateSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERRORS } from '../src/errors.js';
@@ -396,6 +396,64 @@ describe('health and logs', () => {
     expect(tunnel.rawLogs()).not.toContain('fedcba987654');
   });
 });
+
+describe('slow clients', () => {
+  it('answers 408 request_timeout when the body does not arrive within server.requestTimeoutMs', async () => {
+    const slow = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, server: { requestTimeoutMs: 300 } });
+    try {
+      const header = `${JSON.stringify({ dsn: sentry.dsn('2') })}\n`;
+      const reply = await rawExchange(slow.address.port, `POST /tunnel HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n${header}`);
+      expect(reply).toMatch(/^HTTP\/1\.1 408 /);
+      expect(reply).toContain('"code":"request_timeout"');
+      expect(sentry.requests).toHaveLength(0);
+    } finally {
+      await slow.shutdown();
+    }
+  });
+
+  it('closes a connection whose headers do not arrive within server.headersTimeoutMs', async () => {
+    const slow = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, server: { headersTimeoutMs: 300 } });
+    try {
+      const reply = await rawExchange(slow.address.port, 'POST /tunnel HTTP/1.1\r\nHost: x\r\n');
+      expect(reply).toMatch(/^HTTP\/1\.1 408 /);
+      expect(reply).toContain('"code":"request_timeout"');
+    } finally {
+      await slow.shutdown();
+    }
+  });
+
+  it('answers malformed HTTP with 400 bad_request and keeps serving', async () => {
+    const slow = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } } });
+    try {
+      const reply = await rawExchange(slow.address.port, 'NOT HTTP AT ALL\r\n\r\n');
+      expect(reply).toMatch(/^HTTP\/1\.1 400 /);
+      expect(reply).toContain('"code":"bad_request"');
+      expect((await send({ url: `http://127.0.0.1:${slow.address.port}/healthz`, method: 'GET' })).status).toBe(200);
+    } finally {
+      await slow.shutdown();
+    }
+  });
+});
+
+/** Writes `request` on a raw socket and collects everything until the server closes it (bounded). */
+function rawExchange(port: number, request: string, timeoutMs = 5_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(request));
+    let data = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the server kept the connection open; got: ${data}`));
+    }, timeoutMs);
+    socket.on('data', (chunk) => {
+      data += chunk.toString();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+  });
+}
 
 async function closedPort(): Promise<number> {
   const server = createServer();
