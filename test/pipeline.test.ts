@@ -78,7 +78,6 @@ describe('forwarding', () => {
       const res = await send({ url: `http://127.0.0.1:${big.address.port}/tunnel`, chunks: [body.subarray(0, 1000), body.subarray(1000)] });
       expect(res.status).toBe(200);
       expect(sentry.requests[0]?.body.equals(body)).toBe(true);
-      expect(sentry.requests[0]?.headers['transfer-encoding']).toBe('chunked');
     } finally {
       await big.shutdown();
     }
