@@ -28,7 +28,7 @@ const LAUNCH_ARGS = [
   '--disable-sync',
   // Every non-loopback request goes to a proxy on a closed loopback port and fails there; Chromium
   // never proxies loopback, so the pages, the tunnel and nothing else stay reachable.
-  `--proxy-server=http://127.0.0.1:9`,
+  '--proxy-server=http://127.0.0.1:9',
 ];
 
 export interface SeenRequest {
@@ -70,15 +70,4 @@ export async function launchChromium(): Promise<Chromium> {
       await rm(profile, { recursive: true, force: true });
     },
   };
-}
-
-/** Requests that tried to reach anything but this machine (blob: and data: URLs never touch a network). */
-export function offLoopback(requests: readonly SeenRequest[]): string[] {
-  return requests
-    .map((seen) => seen.url)
-    .filter((url) => {
-      const { protocol, hostname } = new URL(url);
-      if (protocol === 'blob:' || protocol === 'data:') return false;
-      return hostname !== '127.0.0.1';
-    });
 }

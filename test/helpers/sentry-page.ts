@@ -1,15 +1,9 @@
 // A loopback web server for browser tests: serves @sentry/browser, bundled from node_modules with
 // esbuild in memory, and HTML pages that call Sentry.init with the tunnel.
-import { createRequire } from 'node:module';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
-
-const require = createRequire(import.meta.url);
-
-/** The installed SDK version, as the README's "Tested with" names it. */
-export const SENTRY_BROWSER_VERSION = (require('@sentry/browser/package.json') as { version: string }).version;
 
 /** @sentry/browser as one script that sets `window.Sentry`, the way a CDN bundle would. */
 export async function bundleSentryBrowser(): Promise<string> {
