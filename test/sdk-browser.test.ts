@@ -18,7 +18,7 @@ const tunnels: TestTunnel[] = [];
 const openPages: Page[] = [];
 
 /** Polls `check` every 20 ms until it returns something truthy, for at most `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 8_000): Promise<T> {
+async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
