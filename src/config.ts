@@ -73,6 +73,24 @@ export const configSchema = z
         forwardClientIp: z.boolean().default(true).describe('Send the client address to Sentry in X-Forwarded-For.'),
       })
       .prefault({}),
+    spool: z
+      .strictObject({
+        dir: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('Directory for envelopes Sentry could not take yet (resolved from the working directory). The spool is off unless set.'),
+        maxBytes: byteLimit(500 * MiB).describe('Disk the spool may use; when full, envelopes that would need spooling are answered 503 spool_full.'),
+        maxAgeMs: positiveMs(24 * 60 * 60 * 1000).describe('Spooled envelopes older than this are deleted undelivered, with a log line.'),
+        retry: z
+          .strictObject({
+            initialMs: positiveMs(1_000).describe('First wait before re-sending after a failure.'),
+            maxMs: positiveMs(60_000).describe('Longest wait between re-sends (Sentry\'s Retry-After may ask for longer).'),
+          })
+          .prefault({}),
+      })
+      .prefault({})
+      .describe('The on-disk spool: nothing is lost while Sentry is unreachable.'),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -90,6 +108,9 @@ export const configSchema = z
       if (other !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['projects', name, 'dsn'], message: `duplicate DSN also used by project "${other}"` });
       } else seen.set(key, name);
+    }
+    if (config.spool.retry.maxMs < config.spool.retry.initialMs) {
+      ctx.addIssue({ code: 'custom', path: ['spool', 'retry', 'maxMs'], message: 'must be at least spool.retry.initialMs' });
     }
     if (config.limits.maxDecodedBytes < config.limits.maxEnvelopeBytes) {
       ctx.addIssue({ code: 'custom', path: ['limits', 'maxDecodedBytes'], message: 'must be at least limits.maxEnvelopeBytes' });

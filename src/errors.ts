@@ -30,6 +30,8 @@ export const ERRORS = {
   upstream_unavailable: { status: 502, message: 'Sentry could not be reached (connection refused, reset or DNS failure).' },
   upstream_redirect: { status: 502, message: 'Sentry answered with a redirect, which the tunnel never follows.' },
   shutting_down: { status: 503, message: 'The tunnel is shutting down.' },
+  spool_full: { status: 503, message: 'Sentry could not be reached and the spool is full (spool.maxBytes).' },
+  spool_write_failed: { status: 503, message: 'Sentry could not be reached and the envelope could not be written to the spool.' },
   upstream_timeout: { status: 504, message: 'Sentry did not answer within upstream.timeoutMs.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -10,6 +10,7 @@ import type { Config } from './config.js';
 import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
 import { TunnelError, errorBody } from './errors.js';
 import type { Project, ProjectRegistry } from './projects.js';
+import type { SpoolStats } from './spool.js';
 import { type Forward, toTunnelError } from './upstream.js';
 
 export interface TunnelContext {
@@ -20,6 +21,8 @@ export interface TunnelContext {
   readonly forward: Forward;
   readonly logger: Logger;
   readonly lifecycle: Lifecycle;
+  /** The spool, when spool.dir is set: its depth is part of /readyz. */
+  readonly spool?: { stats(): SpoolStats } | undefined;
 }
 
 /** Whether the tunnel takes traffic, and how many requests are being handled right now. */
@@ -157,13 +160,19 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
     const project = resolveProject(ctx, head, named);
     record.project = project.name;
     const reply = await ctx
-      .forward({ target: project.target, headers: upstreamHeaders(ctx, req, encoding !== 'identity'), body: head.body })
+      .forward({ project: project.name, target: project.target, header: head.header, headers: upstreamHeaders(ctx, req, encoding !== 'identity'), body: head.body })
       .catch((error: unknown) => {
         throw head.failure() ?? toTunnelError(error);
       });
     record.bytesIn = head.wireBytes();
-    record.upstreamStatus = reply.status;
-    record.outcome = 'forwarded';
+    if (reply.spooled) {
+      record.outcome = 'spooled';
+      record.cause = reply.spooled.cause;
+      if (reply.spooled.upstreamStatus !== undefined) record.upstreamStatus = reply.spooled.upstreamStatus;
+    } else {
+      record.upstreamStatus = reply.status;
+      record.outcome = 'forwarded';
+    }
     send(ctx, exchange, reply.status, { ...reply.headers, ...cors.headers }, reply.body);
   } catch (error) {
     record.bytesIn = head.wireBytes();
@@ -210,7 +219,10 @@ async function handleHealth(ctx: TunnelContext, exchange: Exchange, path: string
     throw new TunnelError('method_not_allowed', { message: 'Method not allowed; use GET.', headers: { allow: 'GET, HEAD' } });
   }
   if (path === '/readyz' && ctx.lifecycle.shuttingDown) throw new TunnelError('shutting_down');
-  send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE }, path === '/healthz' ? '{"status":"ok"}' : '{"status":"ready"}');
+  if (path === '/healthz') return send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE }, '{"status":"ok"}');
+  // Spooling is the tunnel doing its job, so readiness stays 200; the depth tells how far behind Sentry is.
+  const ready = ctx.spool ? { status: 'ready', spool: ctx.spool.stats() } : { status: 'ready' };
+  send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE }, JSON.stringify(ready));
 }
 
 function send(ctx: TunnelContext, exchange: Exchange, status: number, headers: Record<string, string>, body?: Buffer | string): void {

@@ -2,6 +2,7 @@
 // shuts down gracefully (readiness off, listener closed, in-flight requests finished, pools closed).
 import { STATUS_CODES, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import { createClientIpResolver } from './client-ip.js';
 import type { Config } from './config.js';
 import { CorsPolicy } from './cors.js';
@@ -9,6 +10,8 @@ import { TunnelError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
 import { Lifecycle, type TunnelContext, createRequestHandler } from './pipeline.js';
 import { ProjectRegistry } from './projects.js';
+import { type Spooling, startSpooling } from './spool-forward.js';
+import type { Spool } from './spool.js';
 import { type Forward, Upstream } from './upstream.js';
 
 export interface StartOptions {
@@ -23,11 +26,16 @@ export interface RunningTunnel {
   readonly address: AddressInfo;
   readonly server: Server;
   readonly lifecycle: Lifecycle;
+  /** The on-disk spool when spool.dir is set (stats and counters for metrics). */
+  readonly spool: Spool | undefined;
   /** Stops taking traffic, lets in-flight requests finish (up to server.shutdownTimeoutMs), closes everything. */
   shutdown(): Promise<void>;
 }
 
 /** Start-up failures a person can act on, such as a port already in use. */
+/** After the shutdown timeout, how long aborted forwards get to write themselves to the spool. */
+const SPOOL_GRACE_MS = 2_000;
+
 export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
@@ -37,14 +45,26 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   const projects = new ProjectRegistry(config.projects);
   const upstream = new Upstream(config.upstream);
   const lifecycle = new Lifecycle();
+  const forward = options.wrapForward ? options.wrapForward(upstream.forward) : upstream.forward;
+  // Spooling is the outermost wrapper: it sees the final word of everything inside, and its drainer re-sends through all of it.
+  let spooling: Spooling | undefined;
+  if (config.spool.dir !== undefined) {
+    try {
+      spooling = await startSpooling({ ...config.spool, dir: resolve(config.spool.dir) }, forward, projects, logger);
+    } catch (error) {
+      await upstream.destroy();
+      throw new StartupError(error instanceof Error ? error.message : String(error), { cause: error });
+    }
+  }
   const ctx: TunnelContext = {
     config,
     projects,
     cors: new CorsPolicy(config.cors),
     clientIp: createClientIpResolver(config.server.trustProxy),
-    forward: options.wrapForward ? options.wrapForward(upstream.forward) : upstream.forward,
+    forward: spooling?.forward ?? forward,
     logger,
     lifecycle,
+    spool: spooling?.spool,
   };
 
   const server = createServer(
@@ -68,7 +88,13 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     );
   });
 
-  await listen(server, config.server.host, config.server.port);
+  try {
+    await listen(server, config.server.host, config.server.port);
+  } catch (error) {
+    await spooling?.stop();
+    await upstream.destroy();
+    throw error;
+  }
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}${config.server.path}`;
@@ -81,29 +107,43 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     address,
     server,
     lifecycle,
+    spool: spooling?.spool,
     shutdown() {
       shutdown ??= (async () => {
         lifecycle.shuttingDown = true;
         logger.info({ inFlight: lifecycle.inFlight }, 'shutting down: no new connections, finishing in-flight requests');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        let timer: NodeJS.Timeout | undefined;
-        const finished = await Promise.race([
-          lifecycle.idle().then(() => true),
-          new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => resolve(false), config.server.shutdownTimeoutMs);
-          }),
-        ]);
-        clearTimeout(timer);
+        let finished = await idleWithin(lifecycle, config.server.shutdownTimeoutMs);
+        if (!finished && spooling) {
+          // Envelopes still on their way to Sentry are spooled and answered 200 instead of dropped.
+          logger.warn({ inFlight: lifecycle.inFlight }, 'shutdown timeout reached; spooling envelopes still being forwarded');
+          spooling.abortInFlight();
+          finished = await idleWithin(lifecycle, Math.min(SPOOL_GRACE_MS, config.server.shutdownTimeoutMs));
+        }
         if (!finished) logger.warn({ inFlight: lifecycle.inFlight }, 'shutdown timeout reached; closing remaining connections');
         server.closeAllConnections();
         await closed;
+        await spooling?.stop();
         await (finished ? upstream.close() : upstream.destroy());
         logger.info('stopped');
       })();
       return shutdown;
     },
   };
+}
+
+/** Resolves true once no request is in flight, false after `ms`. */
+async function idleWithin(lifecycle: Lifecycle, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    lifecycle.idle().then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  return finished;
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

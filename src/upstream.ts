@@ -13,10 +13,16 @@ export const RESPONSE_HEADER_ALLOWLIST = ['content-type', 'retry-after', 'x-sent
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export interface OutboundEnvelope {
+  /** The configured project's name. */
+  readonly project: string;
   readonly target: UpstreamTarget;
+  /** The parsed envelope header line (event_id, dsn, sdk, …); unknown fields kept. */
+  readonly header: Readonly<Record<string, unknown>>;
   readonly headers: Readonly<Record<string, string>>;
   /** The untouched wire bytes. */
   readonly body: Buffer | Readable;
+  /** Aborts the request (shutdown, the drainer stopping); the Forward then rejects. */
+  readonly signal?: AbortSignal;
 }
 
 export interface UpstreamReply {
@@ -24,6 +30,8 @@ export interface UpstreamReply {
   /** Only the allowlisted response headers, lower-case names. */
   readonly headers: Readonly<Record<string, string>>;
   readonly body: Buffer;
+  /** Set when Sentry did not take the envelope and the spool did: this reply is the tunnel's own 200. */
+  readonly spooled?: { readonly cause: string; readonly upstreamStatus?: number };
 }
 
 /** One step towards Sentry; cross-cutting behaviour (limits, back-off, spooling) wraps a Forward. */
@@ -52,6 +60,7 @@ export class Upstream {
         method: 'POST',
         headers: envelope.headers,
         body: envelope.body,
+        signal: envelope.signal ?? null,
       });
     } catch (error) {
       throw toTunnelError(error);

@@ -26,13 +26,20 @@ export class FakeSentry {
   readonly requests: RecordedRequest[] = [];
   connections = 0;
   reply: ReplyPlan = {};
+  /** Cut the connection once this many body bytes of a request arrived (Sentry failing mid-upload). */
+  cutAfterBytes: number | undefined;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
 
   private constructor() {
     this.#server = createServer((req, res) => {
       const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let received = 0;
+      req.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        if (this.cutAfterBytes !== undefined && received >= this.cutAfterBytes) req.socket.destroy();
+      });
       req.on('error', () => {});
       req.on('end', () => {
         const request: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) };
