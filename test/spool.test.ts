@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { validateConfig } from '../src/load-config.js';
 import { StartupError } from '../src/server.js';
 import { errorEnvelope, envelope, eventId } from './helpers/envelopes.js';
 import { FakeSentry } from './helpers/fake-sentry.js';
@@ -29,7 +31,7 @@ async function setup(spool: Record<string, unknown> = {}, extra: Record<string, 
 }
 
 function requestLines(tunnel: TestTunnel): Record<string, unknown>[] {
-  return tunnel.logs.filter((line) => line.msg === 'request');
+  return tunnel.logs().filter((line) => line.msg === 'request');
 }
 
 async function readyz(tunnel: TestTunnel): Promise<{ status: string; spool?: { envelopes: number; bytes: number } }> {
@@ -201,7 +203,7 @@ describe('spool start-up', () => {
     fake.reply = {};
     const second = await startTestTunnel({ projects: { web: { dsn: fake.dsn() } }, spool: { dir, retry: { initialMs: 20, maxMs: 50 } } });
     cleanups.push(() => second.shutdown());
-    expect(second.logs.find((line) => String(line.msg).startsWith('spool: resuming'))).toMatchObject({ envelopes: 3, tempFilesRemoved: 1 });
+    expect(second.logs().find((line) => String(line.msg).startsWith('spool: resuming'))).toMatchObject({ envelopes: 3, tempFilesRemoved: 1 });
 
     await waitFor('the previous run’s envelopes to be delivered', async () => (await entryFiles(dir)).length === 0);
     const delivered = fake.requests.slice(-2).map((request) => request.body);
@@ -210,7 +212,52 @@ describe('spool start-up', () => {
     const names = await readdir(dir);
     expect(names).toContain(`${corrupt}.corrupt`);
     expect(names.some((name) => name.startsWith('.tmp-'))).toBe(false);
-    expect(second.logs.some((line) => line.msg === 'spool: unreadable entry set aside as .corrupt')).toBe(true);
+    expect(second.logs().some((line) => line.msg === 'spool: unreadable entry set aside as .corrupt')).toBe(true);
     expect(second.spool?.counters).toMatchObject({ delivered: 2, setAside: 1 });
+  });
+
+  it('refuses a directory another live tunnel has locked', async () => {
+    const dir = await tempDir();
+    // The test runner's parent process stands in for another tunnel: alive, on this host, not us.
+    await writeFile(join(dir, '.lock'), JSON.stringify({ pid: process.ppid, hostname: hostname() }));
+    const fake = await FakeSentry.start();
+    cleanups.push(() => fake.close());
+    const started = startTestTunnel({ projects: { web: { dsn: fake.dsn() } }, spool: { dir } });
+    await expect(started).rejects.toThrow(`spool.dir ${dir} is in use by another sentry-tunnel (pid ${process.ppid})`);
+  });
+
+  it('keeps, but never sends, envelopes of a project that is no longer configured', async () => {
+    const dir = await tempDir();
+    const fake = await FakeSentry.start();
+    cleanups.push(() => fake.close());
+    fake.reply = { status: 503 };
+    const before = await startTestTunnel({ projects: { old: { dsn: fake.dsn('7') } }, spool: { dir, retry: { initialMs: 10_000, maxMs: 10_000 } } });
+    expect((await before.post(errorEnvelope(fake.dsn('7')))).status).toBe(200);
+    await before.shutdown();
+    const sentBefore = fake.requests.length;
+
+    fake.reply = {};
+    const after = await startTestTunnel({ projects: { web: { dsn: fake.dsn() } }, spool: { dir, retry: { initialMs: 20, maxMs: 40 } } });
+    cleanups.push(() => after.shutdown());
+    expect(after.logs().find((line) => line.project === 'old' && String(line.msg).includes('not configured'))?.level).toBe(40);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(fake.requests).toHaveLength(sentBefore);
+    expect(await entryFiles(dir)).toHaveLength(1);
+    expect((await readyz(after)).spool?.envelopes).toBe(1);
+  });
+});
+
+describe('spool configuration', () => {
+  const projects = { web: { dsn: 'https://abc@o1.ingest.sentry.io/2' } };
+
+  it('is off unless spool.dir is set, with Relay-like defaults', () => {
+    expect(validateConfig({ projects }).spool).toEqual({ maxBytes: 524_288_000, maxAgeMs: 86_400_000, retry: { initialMs: 1_000, maxMs: 60_000 } });
+  });
+
+  it('lists spool problems with their paths', () => {
+    expect(() => validateConfig({ projects, spool: { dir: '', maxBytes: 0, retry: { initialMs: 500, maxMs: 100 } } })).toThrow(
+      /spool\.dir: .*\n\s+spool\.maxBytes: must be a whole number of bytes ≥ 1/,
+    );
+    expect(() => validateConfig({ projects, spool: { retry: { initialMs: 500, maxMs: 100 } } })).toThrow('spool.retry.maxMs: must be at least spool.retry.initialMs');
   });
 });
