@@ -7,9 +7,14 @@ import type { Config } from './config.js';
 import { CorsPolicy } from './cors.js';
 import { TunnelError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
+import { TunnelMetrics } from './metrics.js';
 import { Lifecycle, type TunnelContext, createRequestHandler } from './pipeline.js';
 import { ProjectRegistry } from './projects.js';
+import { SelfMonitor } from './self-monitoring.js';
 import { type Forward, Upstream } from './upstream.js';
+
+/** How long shutdown waits for self-monitoring reports still on their way. */
+const SELF_MONITORING_FLUSH_MS = 2_000;
 
 export interface StartOptions {
   readonly logger: Logger;
@@ -23,6 +28,10 @@ export interface RunningTunnel {
   readonly address: AddressInfo;
   readonly server: Server;
   readonly lifecycle: Lifecycle;
+  /** The metrics registry (absent when metrics.enabled is false), to register more gauges. */
+  readonly metrics: TunnelMetrics | undefined;
+  /** Where Prometheus scrapes, e.g. http://127.0.0.1:9464/metrics (absent when metrics are off). */
+  readonly metricsUrl: string | undefined;
   /** Stops taking traffic, lets in-flight requests finish (up to server.shutdownTimeoutMs), closes everything. */
   shutdown(): Promise<void>;
 }
@@ -37,14 +46,26 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   const projects = new ProjectRegistry(config.projects);
   const upstream = new Upstream(config.upstream);
   const lifecycle = new Lifecycle();
+  const metrics = config.metrics.enabled ? await TunnelMetrics.create(config.metrics, lifecycle) : undefined;
+  // Straight to the undici upstream: the tunnel's own errors never travel its pipeline, limits or spool.
+  const selfMonitor = await SelfMonitor.create(config.selfMonitoring, {
+    logger,
+    send: upstream.forward,
+    onOutcome: metrics && ((outcome) => metrics.selfMonitoringEvent(outcome)),
+  });
+  let forward = metrics ? metrics.wrapUpstream(upstream.forward, projects.byName.values()) : upstream.forward;
+  if (options.wrapForward) forward = options.wrapForward(forward);
   const ctx: TunnelContext = {
     config,
     projects,
     cors: new CorsPolicy(config.cors),
     clientIp: createClientIpResolver(config.server.trustProxy),
-    forward: options.wrapForward ? options.wrapForward(upstream.forward) : upstream.forward,
+    forward,
     logger,
     lifecycle,
+    observer: metrics,
+    metricsEndpoint: config.metrics.port === null ? metrics : undefined,
+    reportError: selfMonitor && ((error, record) => selfMonitor.capture(error, record)),
   };
 
   const server = createServer(
@@ -68,12 +89,25 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     );
   });
 
-  await listen(server, config.server.host, config.server.port);
+  await listen(server, config.server.host, config.server.port, '--port');
   const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}${config.server.path}`;
+  const url = `${origin(address)}${config.server.path}`;
+  let metricsServer: Server | undefined;
+  let metricsUrl = metrics && `${origin(address)}${config.metrics.path}`;
+  if (metrics && config.metrics.port !== null) {
+    metricsServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 }, createRequestHandler(ctx, metrics));
+    metricsServer.on('clientError', (_error, socket) => socket.destroy());
+    await listen(metricsServer, config.server.host, config.metrics.port, 'metrics.port').catch(async (error: unknown) => {
+      await new Promise((resolve) => server.close(resolve));
+      throw error;
+    });
+    metricsUrl = `${origin(metricsServer.address() as AddressInfo)}${config.metrics.path}`;
+  }
   const projectList = [...projects.byName.values()].map((project) => `${project.name} → ${project.target.origin}`).join(', ');
-  logger.info({ url, projects: [...projects.byName.values()].map((p) => ({ name: p.name, dsn: p.redactedDsn })) }, `sentry-tunnel listening on ${url} — projects: ${projectList}`);
+  logger.info(
+    { url, metricsUrl, selfMonitoring: selfMonitor !== undefined, projects: [...projects.byName.values()].map((p) => ({ name: p.name, dsn: p.redactedDsn })) },
+    `sentry-tunnel listening on ${url} — projects: ${projectList}`,
+  );
 
   let shutdown: Promise<void> | undefined;
   return {
@@ -81,6 +115,8 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     address,
     server,
     lifecycle,
+    metrics,
+    metricsUrl,
     shutdown() {
       shutdown ??= (async () => {
         lifecycle.shuttingDown = true;
@@ -98,6 +134,13 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
         if (!finished) logger.warn({ inFlight: lifecycle.inFlight }, 'shutdown timeout reached; closing remaining connections');
         server.closeAllConnections();
         await closed;
+        // Metrics stay scrapeable while requests drain; then go too.
+        if (metricsServer) {
+          const metricsClosed = new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+          metricsServer.closeAllConnections();
+          await metricsClosed;
+        }
+        await selfMonitor?.flush(SELF_MONITORING_FLUSH_MS);
         await (finished ? upstream.close() : upstream.destroy());
         logger.info('stopped');
       })();
@@ -106,12 +149,18 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   };
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function origin(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/** `option` names the setting that chose the port, for the message a person reads. */
+function listen(server: Server, host: string, port: number, option: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
       if (error.code === 'EADDRINUSE') {
-        reject(new StartupError(`Port ${port} on ${host} is already in use: stop the other process or choose another --port.`));
+        reject(new StartupError(`Port ${port} on ${host} is already in use: stop the other process or choose another ${option}.`));
       } else if (error.code === 'EACCES') {
         reject(new StartupError(`Not allowed to listen on ${host}:${port}: choose a port above 1023 or run with the needed privileges.`));
       } else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') {
