@@ -163,14 +163,7 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
     }
     requests.inc();
     if (record.bytesIn > 0) this.#envelopeBytes.observe(record.bytesIn);
-    if (record.code !== undefined) {
-      let rejections = this.#rejectionChildren.get(record.code);
-      if (rejections === undefined) {
-        rejections = this.#rejections.labels(record.code);
-        this.#rejectionChildren.set(record.code, rejections);
-      }
-      rejections.inc();
-    }
+    if (record.code !== undefined) this.rejected(record.code);
     if (record.rateLimit !== undefined) {
       const category = record.rateLimit.category;
       this.#rateLimited.inc({ reason: record.rateLimit.reason, category: category === undefined ? '' : clamp(CATEGORIES, category) });
@@ -178,6 +171,16 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
     if (record.dropped !== undefined) {
       for (const item of record.dropped) this.#itemsDropped.inc({ reason: item.reason, type: clamp(ITEM_TYPES, item.type) });
     }
+  }
+
+  /** Counts an error answer; also called for malformed HTTP, which is answered before the pipeline. */
+  rejected(code: string): void {
+    let rejections = this.#rejectionChildren.get(code);
+    if (rejections === undefined) {
+      rejections = this.#rejections.labels(code);
+      this.#rejectionChildren.set(code, rejections);
+    }
+    rejections.inc();
   }
 
   /** Times the real call to Sentry (innermost, so retries count once each) and counts transport failures. */

@@ -82,6 +82,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     // Malformed or too-slow HTTP never reaches the pipeline; answer it from the catalogue and keep serving.
     if (!socket.writable || error.code === 'ECONNRESET') return socket.destroy();
     const answer = new TunnelError(error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request');
+    metrics?.rejected(answer.code);
     const body = errorBody(answer);
     socket.end(
       `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +

@@ -1,6 +1,6 @@
 // /metrics: exact counters after a scripted mix of requests, histogram buckets, gauges, the separate
 // metrics port, label hygiene, and the config rules that keep the metrics path from colliding.
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../src/load-config.js';
 import { StartupError } from '../src/server.js';
@@ -105,6 +105,20 @@ describe('metrics on the main port', () => {
     // Low cardinality: no DSN key, no client address anywhere in the exposition.
     expect(metrics.text).not.toContain('abc123def456');
     expect(metrics.text).not.toContain('127.0.0.1');
+  });
+
+  it('counts malformed HTTP, answered before the pipeline, by its code', async () => {
+    tunnel = await startTestTunnel({ projects: { web: { dsn: fake.dsn('2') } } });
+    const socket = connect(tunnel.address.port, '127.0.0.1');
+    let raw = '';
+    socket.on('data', (chunk: Buffer) => {
+      raw += chunk.toString();
+    });
+    await new Promise<void>((resolve) => socket.on('close', () => resolve()).write('NOT HTTP AT ALL\r\n\r\n'));
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    const metrics = await scrape(`${origin(tunnel)}/metrics`);
+    expect(metrics.value('sentry_tunnel_rejections_total{code="bad_request"}')).toBe(1);
+    expect(metrics.series('sentry_tunnel_requests_total')).toEqual([]);
   });
 
   it('shows requests in flight while Sentry is slow, not counting the scrape itself', async () => {
