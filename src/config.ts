@@ -91,6 +91,33 @@ export const configSchema = z
       })
       .prefault({})
       .describe('The on-disk spool: nothing is lost while Sentry is unreachable.'),
+    metrics: z
+      .strictObject({
+        enabled: z.boolean().default(true).describe('Serve Prometheus metrics.'),
+        path: z
+          .string()
+          .regex(/^\/[\w\-./]*$/, { error: 'path must start with "/" and contain only letters, digits, "-", "_", ".", "/"' })
+          .default('/metrics')
+          .describe('URL path of the Prometheus exposition.'),
+        port: z
+          .int()
+          .min(0, { error: 'port must be 1–65535 (0 picks a free port)' })
+          .max(65535, { error: 'port must be 1–65535' })
+          .nullable()
+          .default(null)
+          .describe('null: serve metrics on server.port; a port: serve them only there, on server.host.'),
+      })
+      .prefault({}),
+    selfMonitoring: z
+      .strictObject({
+        dsn: z
+          .union([z.literal(''), dsnString])
+          .default('')
+          .describe('DSN of a separate Sentry project for the tunnel\'s own unexpected errors; "" (the default) turns it off.'),
+        environment: z.string().min(1).default('production').describe('The environment those events carry.'),
+        maxEventsPerMinute: z.int().min(1).default(10).describe('At most this many events per minute; more are dropped (and counted).'),
+      })
+      .prefault({}),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -111,6 +138,15 @@ export const configSchema = z
     }
     if (config.spool.retry.maxMs < config.spool.retry.initialMs) {
       ctx.addIssue({ code: 'custom', path: ['spool', 'retry', 'maxMs'], message: 'must be at least spool.retry.initialMs' });
+    }
+    const { metrics, server } = config;
+    if (metrics.enabled && metrics.port === null) {
+      if (['/healthz', '/readyz'].includes(metrics.path) || metrics.path === server.path || metrics.path.startsWith(`${server.path}/`)) {
+        ctx.addIssue({ code: 'custom', path: ['metrics', 'path'], message: 'collides with server.path or a health endpoint on the same port' });
+      }
+    }
+    if (metrics.enabled && metrics.port !== null && metrics.port !== 0 && metrics.port === server.port) {
+      ctx.addIssue({ code: 'custom', path: ['metrics', 'port'], message: 'must differ from server.port (null serves metrics on server.port)' });
     }
     if (config.limits.maxDecodedBytes < config.limits.maxEnvelopeBytes) {
       ctx.addIssue({ code: 'custom', path: ['limits', 'maxDecodedBytes'], message: 'must be at least limits.maxEnvelopeBytes' });

@@ -6,4 +6,5 @@ export { ERRORS, TunnelError, type ErrorCode } from './errors.js';
 export { parseDsn, normalizeDsn, envelopeTarget, type Dsn } from './dsn.js';
 export { createLogger } from './logger.js';
 export { Upstream, type Forward, type OutboundEnvelope, type UpstreamReply } from './upstream.js';
+export { TunnelMetrics, type SpoolStats, type QueueStats } from './metrics.js';
 export { main, createProgram } from './cli.js';

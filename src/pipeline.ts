@@ -11,7 +11,7 @@ import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
 import { TunnelError, errorBody } from './errors.js';
 import type { Project, ProjectRegistry } from './projects.js';
 import type { SpoolStats } from './spool.js';
-import { type Forward, toTunnelError } from './upstream.js';
+import { type Forward, isTransportFailure, toTunnelError } from './upstream.js';
 
 export interface TunnelContext {
   readonly config: Config;
@@ -23,6 +23,22 @@ export interface TunnelContext {
   readonly lifecycle: Lifecycle;
   /** The spool, when spool.dir is set: its depth is part of /readyz. */
   readonly spool?: { stats(): SpoolStats } | undefined;
+  /** Counts every request when it ends (metrics); absent when metrics are off. */
+  readonly observer?: RequestObserver;
+  /** Serves the metrics exposition on the main port; absent when metrics are off or on their own port. */
+  readonly metricsEndpoint?: MetricsEndpoint;
+  /** Hands unexpected failures (bugs, not decisions or outages) to self-monitoring. */
+  readonly reportError?: (error: unknown, record: RequestRecord) => void;
+}
+
+export interface RequestObserver {
+  observe(record: RequestRecord): void;
+}
+
+export interface MetricsEndpoint {
+  readonly path: string;
+  readonly contentType: string;
+  render(): Promise<string>;
 }
 
 /** Whether the tunnel takes traffic, and how many requests are being handled right now. */
@@ -89,9 +105,14 @@ const ENVELOPE_CONTENT_TYPE = 'application/x-sentry-envelope';
 let requestCounter = 0;
 const requestIdPrefix = Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, '0');
 
-export function createRequestHandler(ctx: TunnelContext): (req: IncomingMessage, res: ServerResponse) => void {
+/**
+ * The request handler of the main port or, given `metricsOnly`, of the separate metrics port, which
+ * serves that endpoint and nothing else.
+ */
+export function createRequestHandler(ctx: TunnelContext, metricsOnly?: MetricsEndpoint): (req: IncomingMessage, res: ServerResponse) => void {
   const tunnelPath = ctx.config.server.path;
   const namedPrefix = `${tunnelPath}/`;
+  const metrics = metricsOnly ?? ctx.metricsEndpoint;
 
   return (req, res) => {
     const started = performance.now();
@@ -109,11 +130,19 @@ export function createRequestHandler(ctx: TunnelContext): (req: IncomingMessage,
     const exchange: Exchange = { req, res, record };
     ctx.lifecycle.enter();
     let handled: Promise<void>;
-    if (path === tunnelPath || path === namedPrefix) {
+    // Probes and scrapes are not traffic: they are logged, but not counted by metrics.
+    let traffic = metricsOnly === undefined;
+    if (metrics && path === metrics.path) {
+      traffic = false;
+      handled = handleMetrics(ctx, exchange, metrics);
+    } else if (metricsOnly) {
+      handled = Promise.reject(new TunnelError('not_found'));
+    } else if (path === tunnelPath || path === namedPrefix) {
       handled = handleTunnel(ctx, exchange, undefined);
     } else if (path.startsWith(namedPrefix) && !path.includes('/', namedPrefix.length)) {
       handled = handleTunnel(ctx, exchange, decodeName(path.slice(namedPrefix.length)));
     } else if (path === '/healthz' || path === '/readyz') {
+      traffic = false;
       handled = handleHealth(ctx, exchange, path);
     } else {
       handled = Promise.reject(new TunnelError('not_found'));
@@ -124,6 +153,7 @@ export function createRequestHandler(ctx: TunnelContext): (req: IncomingMessage,
         record.durationMs = Math.round((performance.now() - started) * 100) / 100;
         if (record.status >= 500) ctx.logger.error(record, 'request');
         else ctx.logger.info(record, 'request');
+        if (traffic) ctx.observer?.observe(record);
         ctx.lifecycle.leave();
       });
   };
@@ -162,7 +192,8 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
     const reply = await ctx
       .forward({ project: project.name, target: project.target, header: head.header, headers: upstreamHeaders(ctx, req, encoding !== 'identity'), body: head.body })
       .catch((error: unknown) => {
-        throw head.failure() ?? toTunnelError(error);
+        // A transport failure is an outage (502/504); anything else thrown by a Forward is a bug (500).
+        throw head.failure() ?? (isTransportFailure(error) ? toTunnelError(error) : error);
       });
     record.bytesIn = head.wireBytes();
     if (reply.spooled) {
@@ -225,6 +256,15 @@ async function handleHealth(ctx: TunnelContext, exchange: Exchange, path: string
   send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE }, JSON.stringify(ready));
 }
 
+async function handleMetrics(ctx: TunnelContext, exchange: Exchange, endpoint: MetricsEndpoint): Promise<void> {
+  const { req } = exchange;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    throw new TunnelError('method_not_allowed', { message: 'Method not allowed; use GET.', headers: { allow: 'GET, HEAD' } });
+  }
+  const body = await endpoint.render();
+  send(ctx, exchange, 200, { 'content-type': endpoint.contentType, 'cache-control': 'no-store' }, body);
+}
+
 function send(ctx: TunnelContext, exchange: Exchange, status: number, headers: Record<string, string>, body?: Buffer | string): void {
   const { req, res } = exchange;
   exchange.record.status = status;
@@ -245,6 +285,7 @@ function sendError(ctx: TunnelContext, exchange: Exchange, caught: unknown): voi
     ctx.logger.error({ reqId: record.reqId, err: caught }, 'unexpected error while handling a request');
     error = new TunnelError('internal_error', { cause: caught });
   }
+  if (error.code === 'internal_error') ctx.reportError?.(error.cause ?? error, record);
   record.code = error.code;
   record.outcome ??= error.status >= 500 ? 'failed' : 'rejected';
   if (error.cause !== undefined && error.status >= 500) record.cause = describeCause(error.cause);

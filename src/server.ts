@@ -8,11 +8,16 @@ import type { Config } from './config.js';
 import { CorsPolicy } from './cors.js';
 import { TunnelError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
+import { TunnelMetrics } from './metrics.js';
 import { Lifecycle, type TunnelContext, createRequestHandler } from './pipeline.js';
 import { ProjectRegistry } from './projects.js';
 import { type Spooling, startSpooling } from './spool-forward.js';
 import type { Spool } from './spool.js';
+import { SelfMonitor } from './self-monitoring.js';
 import { type Forward, Upstream } from './upstream.js';
+
+/** How long shutdown waits for self-monitoring reports still on their way. */
+const SELF_MONITORING_FLUSH_MS = 2_000;
 
 export interface StartOptions {
   readonly logger: Logger;
@@ -28,6 +33,10 @@ export interface RunningTunnel {
   readonly lifecycle: Lifecycle;
   /** The on-disk spool when spool.dir is set (stats and counters for metrics). */
   readonly spool: Spool | undefined;
+  /** The metrics registry (absent when metrics.enabled is false), to register more gauges. */
+  readonly metrics: TunnelMetrics | undefined;
+  /** Where Prometheus scrapes, e.g. http://127.0.0.1:9464/metrics (absent when metrics are off). */
+  readonly metricsUrl: string | undefined;
   /** Stops taking traffic, lets in-flight requests finish (up to server.shutdownTimeoutMs), closes everything. */
   shutdown(): Promise<void>;
 }
@@ -45,7 +54,15 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   const projects = new ProjectRegistry(config.projects);
   const upstream = new Upstream(config.upstream);
   const lifecycle = new Lifecycle();
-  const forward = options.wrapForward ? options.wrapForward(upstream.forward) : upstream.forward;
+  const metrics = config.metrics.enabled ? await TunnelMetrics.create(config.metrics, lifecycle) : undefined;
+  // Straight to the undici upstream: the tunnel's own errors never travel its pipeline, limits or spool.
+  const selfMonitor = await SelfMonitor.create(config.selfMonitoring, {
+    logger,
+    send: upstream.forward,
+    onOutcome: metrics && ((outcome) => metrics.selfMonitoringEvent(outcome)),
+  });
+  let forward = metrics ? metrics.wrapUpstream(upstream.forward, projects.byName.values()) : upstream.forward;
+  if (options.wrapForward) forward = options.wrapForward(forward);
   // Spooling is the outermost wrapper: it sees the final word of everything inside, and its drainer re-sends through all of it.
   let spooling: Spooling | undefined;
   if (config.spool.dir !== undefined) {
@@ -56,6 +73,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
       throw new StartupError(error instanceof Error ? error.message : String(error), { cause: error });
     }
   }
+  if (metrics && spooling) metrics.watchSpool(spooling.spool);
   const ctx: TunnelContext = {
     config,
     projects,
@@ -65,6 +83,9 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     logger,
     lifecycle,
     spool: spooling?.spool,
+    observer: metrics,
+    metricsEndpoint: config.metrics.port === null ? metrics : undefined,
+    reportError: selfMonitor && ((error, record) => selfMonitor.capture(error, record)),
   };
 
   const server = createServer(
@@ -81,6 +102,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     // Malformed or too-slow HTTP never reaches the pipeline; answer it from the catalogue and keep serving.
     if (!socket.writable || error.code === 'ECONNRESET') return socket.destroy();
     const answer = new TunnelError(error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request');
+    metrics?.rejected(answer.code);
     const body = errorBody(answer);
     socket.end(
       `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
@@ -89,17 +111,32 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   });
 
   try {
-    await listen(server, config.server.host, config.server.port);
+    await listen(server, config.server.host, config.server.port, '--port');
   } catch (error) {
     await spooling?.stop();
     await upstream.destroy();
     throw error;
   }
   const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}${config.server.path}`;
+  const url = `${origin(address)}${config.server.path}`;
+  let metricsServer: Server | undefined;
+  let metricsUrl = metrics && `${origin(address)}${config.metrics.path}`;
+  if (metrics && config.metrics.port !== null) {
+    metricsServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 }, createRequestHandler(ctx, metrics));
+    metricsServer.on('clientError', (_error, socket) => socket.destroy());
+    await listen(metricsServer, config.server.host, config.metrics.port, 'metrics.port').catch(async (error: unknown) => {
+      await new Promise((resolve) => server.close(resolve));
+      await spooling?.stop();
+      await upstream.destroy();
+      throw error;
+    });
+    metricsUrl = `${origin(metricsServer.address() as AddressInfo)}${config.metrics.path}`;
+  }
   const projectList = [...projects.byName.values()].map((project) => `${project.name} → ${project.target.origin}`).join(', ');
-  logger.info({ url, projects: [...projects.byName.values()].map((p) => ({ name: p.name, dsn: p.redactedDsn })) }, `sentry-tunnel listening on ${url} — projects: ${projectList}`);
+  logger.info(
+    { url, metricsUrl, selfMonitoring: selfMonitor !== undefined, projects: [...projects.byName.values()].map((p) => ({ name: p.name, dsn: p.redactedDsn })) },
+    `sentry-tunnel listening on ${url} — projects: ${projectList}`,
+  );
 
   let shutdown: Promise<void> | undefined;
   return {
@@ -108,6 +145,8 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     server,
     lifecycle,
     spool: spooling?.spool,
+    metrics,
+    metricsUrl,
     shutdown() {
       shutdown ??= (async () => {
         lifecycle.shuttingDown = true;
@@ -124,6 +163,13 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
         if (!finished) logger.warn({ inFlight: lifecycle.inFlight }, 'shutdown timeout reached; closing remaining connections');
         server.closeAllConnections();
         await closed;
+        // Metrics stay scrapeable while requests drain; then go too.
+        if (metricsServer) {
+          const metricsClosed = new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+          metricsServer.closeAllConnections();
+          await metricsClosed;
+        }
+        await selfMonitor?.flush(SELF_MONITORING_FLUSH_MS);
         await spooling?.stop();
         await (finished ? upstream.close() : upstream.destroy());
         logger.info('stopped');
@@ -146,12 +192,18 @@ async function idleWithin(lifecycle: Lifecycle, ms: number): Promise<boolean> {
   return finished;
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function origin(address: AddressInfo): string {
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/** `option` names the setting that chose the port, for the message a person reads. */
+function listen(server: Server, host: string, port: number, option: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       server.off('listening', onListening);
       if (error.code === 'EADDRINUSE') {
-        reject(new StartupError(`Port ${port} on ${host} is already in use: stop the other process or choose another --port.`));
+        reject(new StartupError(`Port ${port} on ${host} is already in use: stop the other process or choose another ${option}.`));
       } else if (error.code === 'EACCES') {
         reject(new StartupError(`Not allowed to listen on ${host}:${port}: choose a port above 1023 or run with the needed privileges.`));
       } else if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') {

@@ -107,6 +107,14 @@ async function readBody(body: AsyncIterable<Buffer> & { destroy(error?: Error): 
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 
+/** Whether `error` came from the network (a catalogue error or a Node/undici error code), not from a bug in a Forward. */
+export function isTransportFailure(error: unknown): boolean {
+  if (error instanceof TunnelError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  // errno codes (ECONNRESET, EAI_AGAIN) are the network's; ERR_* codes (ERR_INVALID_ARG_TYPE) are programming errors.
+  return typeof code === 'string' && (code.startsWith('UND_ERR') || (/^E[A-Z_]+$/.test(code) && !code.startsWith('ERR_')));
+}
+
 /** Maps transport failures to the catalogue: timeouts → upstream_timeout, the rest → upstream_unavailable. */
 export function toTunnelError(error: unknown): TunnelError {
   if (error instanceof TunnelError) return error;
