@@ -37,8 +37,9 @@ export function parseEnvelope(bytes: Buffer): Envelope {
   while (offset < bytes.length) {
     const itemHeaderEnd = lineEnd(bytes, offset);
     const line = bytes.subarray(offset, itemHeaderEnd);
-    if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) {
-      // Blank lines between items carry nothing and are skipped; their bytes stay with the next item.
+    if (isBlank(line)) {
+      // Blank lines between items carry nothing; Relay's JSON reader skips them as whitespace too.
+      // Their bytes stay with the next item (or the trailer), so serialising keeps them.
       offset = itemHeaderEnd + 1;
       continue;
     }
@@ -97,6 +98,21 @@ export function parseItemJson(item: EnvelopeItem): Record<string, unknown> | und
   } catch {
     return undefined;
   }
+}
+
+/** The event id Sentry would answer with: the header's event_id as 32 lower-case hex digits. */
+export function envelopeEventId(header: Headers): string | undefined {
+  const id = header.event_id;
+  if (typeof id !== 'string') return undefined;
+  const simple = id.replaceAll('-', '').toLowerCase();
+  return /^[0-9a-f]{32}$/.test(simple) ? simple : undefined;
+}
+
+function isBlank(line: Buffer): boolean {
+  for (const byte of line) {
+    if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0d) return false;
+  }
+  return true;
 }
 
 function lineEnd(bytes: Buffer, from: number): number {
