@@ -8,6 +8,7 @@ import { CorsPolicy } from './cors.js';
 import { TunnelError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
 import { Lifecycle, type TunnelContext, createRequestHandler } from './pipeline.js';
+import { Processor } from './processing.js';
 import { ProjectRegistry } from './projects.js';
 import { type Forward, Upstream } from './upstream.js';
 
@@ -45,6 +46,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     forward: options.wrapForward ? options.wrapForward(upstream.forward) : upstream.forward,
     logger,
     lifecycle,
+    processor: Processor.create(config),
   };
 
   const server = createServer(

@@ -15,6 +15,8 @@ import {
 } from '@sentry/core';
 import { allByteValues, eventId } from './envelopes.js';
 
+/** The SDK writes the DSN into the envelope header only when a tunnel is configured, as it is here. */
+const TUNNEL = 'https://app.example.com/tunnel';
 const SDK = { sdk: { name: 'sentry.javascript.browser', version: '11.12.0', integrations: [], packages: [] } };
 
 export function serialize(envelope: Envelope): Buffer {
@@ -41,13 +43,14 @@ export function sdkErrorEnvelope(dsn: string, event: Event = {}): Buffer {
       },
       makeDsn(dsn),
       SDK,
+      TUNNEL,
     ),
   );
 }
 
 /** A pageload transaction with `spanCount` spans (60 spans ≈ 20 KB). */
 export function sdkTransactionEnvelope(dsn: string, spanCount = 3, event: Event = {}): Buffer {
-  return serialize(createEventEnvelope(transactionEvent(spanCount, event), makeDsn(dsn), SDK));
+  return serialize(createEventEnvelope(transactionEvent(spanCount, event), makeDsn(dsn), SDK, TUNNEL));
 }
 
 export function transactionEvent(spanCount: number, event: Event = {}): Event {
@@ -83,12 +86,12 @@ export function transactionEvent(spanCount: number, event: Event = {}): Event {
 
 export function sdkSessionEnvelope(dsn: string): Buffer {
   const session = makeSession({ release: 'web@1.4.2', environment: 'production' });
-  return serialize(createSessionEnvelope(session, makeDsn(dsn), SDK));
+  return serialize(createSessionEnvelope(session, makeDsn(dsn), SDK, TUNNEL));
 }
 
 /** An error event plus a binary attachment (every byte value, newlines included). */
 export function sdkAttachmentEnvelope(dsn: string, data: Uint8Array = allByteValues()): Buffer {
-  const base = createEventEnvelope({ event_id: eventId(), message: 'with attachment', level: 'error' }, makeDsn(dsn), SDK);
+  const base = createEventEnvelope({ event_id: eventId(), message: 'with attachment', level: 'error' }, makeDsn(dsn), SDK, TUNNEL);
   const attachment = createAttachmentEnvelopeItem({ filename: 'dump.bin', data, contentType: 'application/octet-stream' });
   return serialize(createEnvelope(base[0], [...base[1], attachment] as Envelope[1]) as Envelope);
 }
@@ -116,5 +119,6 @@ export function sdkErrorWithReplayEnvelope(dsn: string): { bytes: Buffer; record
   const firstNewline = replay.bytes.indexOf(0x0a);
   const items = replay.bytes.subarray(firstNewline + 1);
   const recordingStart = items.indexOf('{"type":"replay_recording"');
-  return { bytes: Buffer.concat([error, items]), recording: replay.recording, recordingItem: items.subarray(recordingStart) };
+  // The SDK writes no newline after the last payload, so one goes between the two item lists.
+  return { bytes: Buffer.concat([error, Buffer.from('\n'), items]), recording: replay.recording, recordingItem: items.subarray(recordingStart) };
 }
