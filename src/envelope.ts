@@ -15,6 +15,8 @@ export interface EnvelopeItem {
   readonly payload: Buffer;
   /** The item's original bytes: header line, newline, payload and the newline after it, if any. */
   readonly raw: Buffer | undefined;
+  /** A new payload kept as the pieces it was edited from, so serialising copies it only once. */
+  readonly pieces?: readonly Buffer[];
 }
 
 export interface Envelope {
@@ -77,17 +79,35 @@ export function serializeEnvelope(envelope: Envelope): Buffer {
   for (const item of envelope.items) {
     if (item.raw) parts.push(item.raw);
     else {
-      const header = { ...item.header, length: item.payload.length };
-      parts.push(Buffer.from(`${JSON.stringify(header)}\n`), item.payload, Buffer.from('\n'));
+      const pieces = item.pieces ?? [item.payload];
+      let length = 0;
+      for (const piece of pieces) length += piece.length;
+      const header = { ...item.header, length };
+      parts.push(Buffer.from(`${JSON.stringify(header)}\n`), ...pieces, Buffer.from('\n'));
     }
   }
   parts.push(envelope.trailer);
   return Buffer.concat(parts);
 }
 
-/** A new item (or a changed copy of one): it has no original bytes and is serialised afresh. */
-export function createItem(header: Headers, payload: Buffer): EnvelopeItem {
-  return { header, type: typeof header.type === 'string' ? header.type : '', payload, raw: undefined };
+/**
+ * A new item (or a changed copy of one): it has no original bytes and is serialised afresh. The payload
+ * may be given as pieces (an edited payload around its unchanged parts); they are joined only if read.
+ */
+export function createItem(header: Headers, payload: Buffer | readonly Buffer[]): EnvelopeItem {
+  const type = typeof header.type === 'string' ? header.type : '';
+  if (Buffer.isBuffer(payload)) return { header, type, payload, raw: undefined };
+  let joined: Buffer | undefined;
+  return {
+    header,
+    type,
+    raw: undefined,
+    pieces: payload,
+    get payload() {
+      joined ??= Buffer.concat(payload);
+      return joined;
+    },
+  };
 }
 
 /** Items with JSON payloads (event, transaction, …) parsed on demand. */

@@ -100,17 +100,17 @@ export function setFields(object: JsonObjectFields, values: ReadonlyMap<string, 
   return edits;
 }
 
-/** The bytes with the edits applied; edits must not overlap. */
-export function applyEdits(bytes: Buffer, edits: readonly Edit[]): Buffer {
+/** The bytes with the edits applied, as pieces (unchanged stretches are views, not copies); edits must not overlap. */
+export function applyEdits(bytes: Buffer, edits: readonly Edit[]): Buffer[] {
   const sorted = [...edits].sort((a, b) => a.start - b.start);
-  const parts: Buffer[] = [];
+  const pieces: Buffer[] = [];
   let at = 0;
   for (const edit of sorted) {
-    parts.push(bytes.subarray(at, edit.start), Buffer.from(edit.text, 'utf8'));
+    pieces.push(bytes.subarray(at, edit.start), Buffer.from(edit.text, 'utf8'));
     at = edit.end;
   }
-  parts.push(bytes.subarray(at));
-  return Buffer.concat(parts);
+  pieces.push(bytes.subarray(at));
+  return pieces;
 }
 
 function skipSpace(bytes: Buffer, i: number): number {
