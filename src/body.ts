@@ -1,7 +1,8 @@
 // Reads a request body just far enough to know where it goes: the envelope header line, decoded if
 // the client compressed it, under wire and decoded byte limits (the latter is the zip-bomb guard).
 // Small bodies are buffered whole; larger ones are handed on as a stream of the untouched wire bytes,
-// still counted and decoded on the way so the limits hold to the last byte.
+// still counted and decoded on the way so the limits hold to the last byte — unless the caller asks
+// for the whole body (processing rules), which is then read to the end and also kept decoded.
 import type { IncomingMessage } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
@@ -40,6 +41,16 @@ export interface EnvelopeHead {
   readonly wireBytes: () => number;
   /** Why a streamed body was cut off (a limit, corrupt data, the client leaving), if it was. */
   readonly failure: () => TunnelError | undefined;
+  /** The whole decoded body; only with the `whole` option (then `body` is always a Buffer too). */
+  readonly decoded?: Buffer;
+}
+
+export interface ReadOptions {
+  /**
+   * Read the whole body, however large (still within the limits), and keep its decoded bytes: for
+   * stages that must see every item (processing). Without it, large bodies stream.
+   */
+  readonly whole?: boolean;
 }
 
 /**
@@ -47,8 +58,13 @@ export interface EnvelopeHead {
  * Rejects with a TunnelError: empty_body, header_too_large, invalid_envelope_header,
  * envelope_too_large, invalid_body_encoding, request_timeout or request_aborted.
  */
-export function readEnvelopeHead(req: IncomingMessage, encoding: ContentEncoding, limits: BodyLimits): Promise<EnvelopeHead> {
-  return new BodyReader(req, encoding, limits).head();
+export function readEnvelopeHead(
+  req: IncomingMessage,
+  encoding: ContentEncoding,
+  limits: BodyLimits,
+  options: ReadOptions = {},
+): Promise<EnvelopeHead> {
+  return new BodyReader(req, encoding, limits, options.whole === true).head();
 }
 
 class BodyReader {
@@ -59,6 +75,8 @@ class BodyReader {
   #headerParts: Buffer[] = [];
   #headerBytes = 0;
   #headerLine: Buffer | undefined;
+  /** Decoded chunks, kept only when reading whole compressed bodies (identity bodies are their own decoding). */
+  #decodedChunks: Buffer[] | undefined;
   #ended = false;
   #decoderEnded = false;
   #failure: TunnelError | undefined;
@@ -71,8 +89,10 @@ class BodyReader {
     private readonly req: IncomingMessage,
     encoding: ContentEncoding,
     private readonly limits: BodyLimits,
+    private readonly whole: boolean,
   ) {
     this.#decoder = createDecoder(encoding);
+    if (whole && this.#decoder) this.#decodedChunks = [];
   }
 
   head(): Promise<EnvelopeHead> {
@@ -123,6 +143,7 @@ class BodyReader {
     if (this.#failure) return;
     this.#decodedBytes += decoded.length;
     if (this.#decodedBytes > this.limits.maxDecodedBytes) return this.#fail(new TunnelError('envelope_too_large'));
+    this.#decodedChunks?.push(decoded);
     if (this.#headerLine) return;
     const newline = decoded.indexOf(NEWLINE);
     const part = newline === -1 ? decoded : decoded.subarray(0, newline);
@@ -160,7 +181,7 @@ class BodyReader {
       this.#headerLine = Buffer.concat(this.#headerParts, this.#headerBytes);
     }
     if (!this.#headerLine) return;
-    if (!decodedAll && this.#bufferedBytes < BUFFERED_BODY_BYTES) return;
+    if (!decodedAll && (this.whole || this.#bufferedBytes < BUFFERED_BODY_BYTES)) return;
 
     const header = parseHeader(this.#headerLine);
     if (!header) return this.#fail(new TunnelError('invalid_envelope_header'));
@@ -170,7 +191,10 @@ class BodyReader {
     const failure = () => this.#failure;
     if (decodedAll) {
       this.#detach();
-      resolve({ header, body: Buffer.concat(this.#chunks, this.#bufferedBytes), wireBytes, failure });
+      const body = Buffer.concat(this.#chunks, this.#bufferedBytes);
+      const decoded = this.whole ? (this.#decodedChunks ? Buffer.concat(this.#decodedChunks, this.#decodedBytes) : body) : undefined;
+      this.#decodedChunks = undefined;
+      resolve({ header, body, wireBytes, failure, decoded });
     } else {
       resolve({ header, body: this.#startStreaming(), wireBytes, failure });
     }

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { normalizeDsn, parseDsn } from './dsn.js';
+import { patternProblem } from './patterns.js';
 
 const MiB = 1024 * 1024;
 
@@ -19,6 +20,52 @@ const cidr = z.string().refine(isCidr, { error: (issue) => `not a CIDR or IP add
 
 export const projectSchema = z.strictObject({
   dsn: dsnString.describe('The project DSN, exactly as in Sentry.init({ dsn }). Envelopes must carry this DSN.'),
+});
+
+const pattern = z.string().superRefine((value, ctx) => {
+  const problem = patternProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+const patterns = (what: string) =>
+  z.array(pattern).default([]).describe(`Drop the event when ${what} contains one of these strings or matches one of these /regex/flags.`);
+
+/** Which events a filter drops: any listed field matching drops the event (the fields are alternatives, not all required). */
+export const dropEventsSchema = z.strictObject({
+  message: patterns('its message (message, logentry, or an exception\'s "Type: value")'),
+  exceptionType: patterns('one of its exception types'),
+  environment: patterns('its environment'),
+  release: patterns('its release'),
+  level: patterns('its level ("error" when the SDK sent none)'),
+  userAgent: patterns("the browser's User-Agent (the event's request headers, else the request's)"),
+});
+
+export const filterSchema = z
+  .strictObject({
+    dropItemTypes: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Drop envelope items of these exact types, e.g. "client_report", "replay_recording".'),
+    dropEvents: dropEventsSchema.optional().describe('Drop event and transaction items that match.'),
+  })
+  .refine((rule) => rule.dropItemTypes !== undefined || rule.dropEvents !== undefined, {
+    error: 'a filter needs "dropItemTypes" or "dropEvents"',
+  });
+
+/** Sentry's tag rules: https://docs.sentry.io/platforms/javascript/enriching-events/tags/ */
+const tagKey = z.string().regex(/^[\w.:-]{1,32}$/, { error: 'tag keys are 1–32 letters, digits, "_", ".", ":", "-"' });
+const tagValue = z
+  .string()
+  .min(1, { error: 'tag values must not be empty' })
+  .max(200, { error: 'tag values are at most 200 characters' })
+  .refine((value) => !value.includes('\n'), { error: 'tag values must not contain a newline' });
+
+export const enrichSchema = z.strictObject({
+  tags: z.record(tagKey, tagValue).default({}).describe('Tags added to event and transaction items; ${VAR} reads the environment at start-up.'),
+  overrideTags: z.boolean().default(false).describe("false: a tag the SDK already set wins; true: the configured value replaces it."),
+  clientIp: z
+    .boolean()
+    .default(false)
+    .describe("Set user.ip_address on event and transaction items to the client's address (personal data; opt-in)."),
 });
 
 export const configSchema = z
@@ -118,6 +165,8 @@ export const configSchema = z
         maxEventsPerMinute: z.int().min(1).default(10).describe('At most this many events per minute; more are dropped (and counted).'),
       })
       .prefault({}),
+    filters: z.array(filterSchema).default([]).describe('Rules that drop envelope items before they reach Sentry, in order.'),
+    enrich: enrichSchema.prefault({}).describe('Server-side context added to events and transactions.'),
     log: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -15,6 +15,8 @@ export interface EnvelopeItem {
   readonly payload: Buffer;
   /** The item's original bytes: header line, newline, payload and the newline after it, if any. */
   readonly raw: Buffer | undefined;
+  /** A new payload kept as the pieces it was edited from, so serialising copies it only once. */
+  readonly pieces?: readonly Buffer[];
 }
 
 export interface Envelope {
@@ -37,8 +39,9 @@ export function parseEnvelope(bytes: Buffer): Envelope {
   while (offset < bytes.length) {
     const itemHeaderEnd = lineEnd(bytes, offset);
     const line = bytes.subarray(offset, itemHeaderEnd);
-    if (line.length === 0 || (line.length === 1 && line[0] === 0x0d)) {
-      // Blank lines between items carry nothing and are skipped; their bytes stay with the next item.
+    if (isBlank(line)) {
+      // Blank lines between items carry nothing; Relay's JSON reader skips them as whitespace too.
+      // Their bytes stay with the next item (or the trailer), so serialising keeps them.
       offset = itemHeaderEnd + 1;
       continue;
     }
@@ -76,17 +79,35 @@ export function serializeEnvelope(envelope: Envelope): Buffer {
   for (const item of envelope.items) {
     if (item.raw) parts.push(item.raw);
     else {
-      const header = { ...item.header, length: item.payload.length };
-      parts.push(Buffer.from(`${JSON.stringify(header)}\n`), item.payload, Buffer.from('\n'));
+      const pieces = item.pieces ?? [item.payload];
+      let length = 0;
+      for (const piece of pieces) length += piece.length;
+      const header = { ...item.header, length };
+      parts.push(Buffer.from(`${JSON.stringify(header)}\n`), ...pieces, Buffer.from('\n'));
     }
   }
   parts.push(envelope.trailer);
   return Buffer.concat(parts);
 }
 
-/** A new item (or a changed copy of one): it has no original bytes and is serialised afresh. */
-export function createItem(header: Headers, payload: Buffer): EnvelopeItem {
-  return { header, type: typeof header.type === 'string' ? header.type : '', payload, raw: undefined };
+/**
+ * A new item (or a changed copy of one): it has no original bytes and is serialised afresh. The payload
+ * may be given as pieces (an edited payload around its unchanged parts); they are joined only if read.
+ */
+export function createItem(header: Headers, payload: Buffer | readonly Buffer[]): EnvelopeItem {
+  const type = typeof header.type === 'string' ? header.type : '';
+  if (Buffer.isBuffer(payload)) return { header, type, payload, raw: undefined };
+  let joined: Buffer | undefined;
+  return {
+    header,
+    type,
+    raw: undefined,
+    pieces: payload,
+    get payload() {
+      joined ??= Buffer.concat(payload);
+      return joined;
+    },
+  };
 }
 
 /** Items with JSON payloads (event, transaction, …) parsed on demand. */
@@ -97,6 +118,21 @@ export function parseItemJson(item: EnvelopeItem): Record<string, unknown> | und
   } catch {
     return undefined;
   }
+}
+
+/** The event id Sentry would answer with: the header's event_id as 32 lower-case hex digits. */
+export function envelopeEventId(header: Headers): string | undefined {
+  const id = header.event_id;
+  if (typeof id !== 'string') return undefined;
+  const simple = id.replaceAll('-', '').toLowerCase();
+  return /^[0-9a-f]{32}$/.test(simple) ? simple : undefined;
+}
+
+function isBlank(line: Buffer): boolean {
+  for (const byte of line) {
+    if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0d) return false;
+  }
+  return true;
 }
 
 function lineEnd(bytes: Buffer, from: number): number {

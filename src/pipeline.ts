@@ -1,14 +1,16 @@
 // The request pipeline, in order: route → CORS → project by URL → encoding and size → envelope header
-// → DSN allowlist → upstream headers → forward → answer. This is the only place errors become HTTP
+// → DSN allowlist → processing (only with rules) → upstream headers → forward → answer. This is the only place errors become HTTP
 // responses (sendError), and the only place a request is logged.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { type EnvelopeHead, parseContentEncoding, readEnvelopeHead } from './body.js';
+import { envelopeEventId } from './envelope.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { Config } from './config.js';
 import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
 import { TunnelError, errorBody } from './errors.js';
+import type { Processor } from './processing.js';
 import type { Project, ProjectRegistry } from './projects.js';
 import type { SpoolStats } from './spool.js';
 import { type Forward, isTransportFailure, toTunnelError } from './upstream.js';
@@ -21,6 +23,8 @@ export interface TunnelContext {
   readonly forward: Forward;
   readonly logger: Logger;
   readonly lifecycle: Lifecycle;
+  /** The filters and enrichment, when any rule is configured (then bodies are read whole). */
+  readonly processor?: Processor | undefined;
   /** The spool, when spool.dir is set: its depth is part of /readyz. */
   readonly spool?: { stats(): SpoolStats } | undefined;
   /** Counts every request when it ends (metrics); absent when metrics are off. */
@@ -184,13 +188,29 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
   const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
 
-  const head = await readEnvelopeHead(req, encoding, { ...limits, requestTimeoutMs: ctx.config.server.requestTimeoutMs });
+  const head = await readEnvelopeHead(req, encoding, { ...limits, requestTimeoutMs: ctx.config.server.requestTimeoutMs }, { whole: ctx.processor !== undefined });
   record.bytesIn = head.wireBytes();
   try {
     const project = resolveProject(ctx, head, named);
     record.project = project.name;
+    let headers = upstreamHeaders(ctx, req, encoding !== 'identity');
+    let body = head.body;
+    if (ctx.processor && head.decoded) {
+      const processed = processEnvelope(ctx, exchange, ctx.processor, head.decoded);
+      if (processed === 'filtered') {
+        record.outcome = 'filtered';
+        return send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE, ...cors.headers }, filteredBody(head.header));
+      }
+      if (processed) {
+        // The changed envelope goes out decoded: re-compressing costs more CPU than it saves on the
+        // tunnel→Sentry hop (bench/processing.mjs measures both).
+        body = processed;
+        delete headers['content-encoding'];
+        headers = { ...headers, 'content-length': String(processed.length) };
+      }
+    }
     const reply = await ctx
-      .forward({ project: project.name, target: project.target, header: head.header, headers: upstreamHeaders(ctx, req, encoding !== 'identity'), body: head.body })
+      .forward({ project: project.name, target: project.target, header: head.header, headers, body })
       .catch((error: unknown) => {
         // A transport failure is an outage (502/504); anything else thrown by a Forward is a bug (500).
         throw head.failure() ?? (isTransportFailure(error) ? toTunnelError(error) : error);
@@ -222,6 +242,24 @@ function resolveProject(ctx: TunnelContext, head: EnvelopeHead, named: Project |
     throw new TunnelError('dsn_mismatch', { message: `The envelope DSN does not belong to project "${named.name}".` });
   }
   return project;
+}
+
+/**
+ * Applies filters and enrichment to the decoded envelope: the new body when it changed, 'filtered'
+ * when no item is left, undefined when the original bytes go on. Throws malformed_envelope.
+ */
+function processEnvelope(ctx: TunnelContext, exchange: Exchange, processor: Processor, decoded: Buffer): Buffer | 'filtered' | undefined {
+  const { req, record } = exchange;
+  const result = processor.process(decoded, { ip: () => ctx.clientIp(req), userAgent: req.headers['user-agent'] });
+  if (result.dropped.length > 0) record.dropped = result.dropped.map(({ reason, type }) => ({ reason, type }));
+  if (result.kind === 'emptied') return 'filtered';
+  return result.kind === 'changed' ? result.body : undefined;
+}
+
+/** What Sentry answers an accepted envelope with, so the SDK neither retries nor notices the filter. */
+function filteredBody(header: Readonly<Record<string, unknown>>): string {
+  const id = envelopeEventId(header);
+  return id === undefined ? '{}' : JSON.stringify({ id });
 }
 
 function upstreamHeaders(ctx: TunnelContext, req: IncomingMessage, encoded: boolean): Record<string, string> {

@@ -10,6 +10,7 @@ import { TunnelError, errorBody } from './errors.js';
 import type { Logger } from './logger.js';
 import { TunnelMetrics } from './metrics.js';
 import { Lifecycle, type TunnelContext, createRequestHandler } from './pipeline.js';
+import { Processor } from './processing.js';
 import { ProjectRegistry } from './projects.js';
 import { type Spooling, startSpooling } from './spool-forward.js';
 import type { Spool } from './spool.js';
@@ -86,6 +87,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     observer: metrics,
     metricsEndpoint: config.metrics.port === null ? metrics : undefined,
     reportError: selfMonitor && ((error, record) => selfMonitor.capture(error, record)),
+    processor: Processor.create(config),
   };
 
   const server = createServer(
