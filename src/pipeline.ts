@@ -290,7 +290,10 @@ async function handleHealth(ctx: TunnelContext, exchange: Exchange, path: string
   if (path === '/readyz' && ctx.lifecycle.shuttingDown) throw new TunnelError('shutting_down');
   if (path === '/healthz') return send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE }, '{"status":"ok"}');
   // Spooling is the tunnel doing its job, so readiness stays 200; the depth tells how far behind Sentry is.
-  const ready = ctx.spool ? { status: 'ready', spool: ctx.spool.stats() } : { status: 'ready' };
+  const spool = ctx.spool?.stats();
+  // A full spool cannot keep the promise that nothing is lost: send traffic to another replica.
+  if (spool?.full) throw new TunnelError('spool_full');
+  const ready = spool ? { status: 'ready', spool: { envelopes: spool.envelopes, bytes: spool.bytes } } : { status: 'ready' };
   send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE }, JSON.stringify(ready));
 }
 

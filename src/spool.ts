@@ -38,6 +38,8 @@ export interface SpoolEntry {
 export interface SpoolStats {
   readonly envelopes: number;
   readonly bytes: number;
+  /** The spool refused an envelope for want of space, and nothing has left it since. */
+  readonly full: boolean;
 }
 
 /** Since start: entries written, and how entries left the spool. */
@@ -58,6 +60,7 @@ export class Spool {
   readonly counters: SpoolCounters = { spooled: 0, delivered: 0, rejected: 0, expired: 0, setAside: 0 };
   readonly #queues = new Map<string, SpoolEntry[]>();
   #envelopes = 0;
+  #full = false;
   #bytes = 0;
   /** Bytes of writes in progress, so concurrent writes cannot together overshoot maxBytes. */
   #reserved = 0;
@@ -87,7 +90,7 @@ export class Spool {
   }
 
   stats(): SpoolStats {
-    return { envelopes: this.#envelopes, bytes: this.#bytes };
+    return { envelopes: this.#envelopes, bytes: this.#bytes, full: this.#full };
   }
 
   /** Projects that have entries, including ones no longer configured. */
@@ -123,6 +126,7 @@ export class Spool {
 
   async #commit(size: number, meta: EntryMeta, name: string, write: () => Promise<void>): Promise<SpoolEntry> {
     if (this.#bytes + this.#reserved + size > this.options.maxBytes) {
+      this.#full = true;
       throw new TunnelError('spool_full', { message: `Sentry could not be reached and the spool is full (spool.maxBytes ${this.options.maxBytes}).` });
     }
     this.#reserved += size;
@@ -209,6 +213,7 @@ export class Spool {
     if (queue.length === 0) this.#queues.delete(entry.project);
     this.#envelopes--;
     this.#bytes -= entry.size;
+    this.#full = false;
     return true;
   }
 }

@@ -116,6 +116,16 @@ describe('spooling when Sentry cannot take an envelope', () => {
     expect(await second.json()).toMatchObject({ code: 'spool_full' });
     expect(requestLines(tunnel).at(-1)).toMatchObject({ status: 503, code: 'spool_full', outcome: 'failed' });
     expect(await entryFiles(dir)).toHaveLength(1);
+    const notReady = await fetch(`http://127.0.0.1:${tunnel.address.port}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.json()).toMatchObject({ code: 'spool_full' });
+    // Once the drainer delivers what is spooled, there is room again and readiness returns.
+    fake.reply = {};
+    const deadline = Date.now() + 5_000;
+    while ((await fetch(`http://127.0.0.1:${tunnel.address.port}/readyz`)).status !== 200 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await readyz(tunnel)).toMatchObject({ status: 'ready', spool: { envelopes: 0 } });
   });
 
   it('answers 503 spool_write_failed when the spool directory disappeared', async () => {
