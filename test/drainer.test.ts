@@ -88,7 +88,7 @@ describe('the drainer', () => {
     expect(line).toMatchObject({ level: 40, project: 'web', expired: 1 });
     expect(line?.ageMs as number).toBeGreaterThan(300);
     expect(tunnel.spool?.counters.expired).toBe(1);
-    expect(tunnel.spool?.stats()).toEqual({ envelopes: 0, bytes: 0 });
+    expect(tunnel.spool?.stats()).toEqual({ envelopes: 0, bytes: 0, full: false });
   });
 
   it('drains a healthy project while another keeps failing', async () => {
