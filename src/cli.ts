@@ -3,6 +3,7 @@
 // 0 ok, 1 failure (invalid config in check-config, port in use, event not accepted), 2 usage or no config.
 import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { CheckConfigOptions } from './check-config.js';
 import type { ConfigFlags } from './load-config.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -22,9 +23,9 @@ export function createProgram(): Command {
     .command('serve')
     .description('run the tunnel daemon')
     .addOption(configOption())
-    .option('--host <host>', 'address to listen on (overrides server.host, $SENTRY_TUNNEL_HOST)')
-    .option('--port <port>', 'port to listen on (overrides server.port, $SENTRY_TUNNEL_PORT)', parsePort)
-    .option('--dsn <dsn>', 'forward to this DSN (repeatable; adds a project named after its project id)', collect, [])
+    .addOption(hostOption())
+    .addOption(portOption())
+    .addOption(dsnOption())
     .addOption(new Option('--log-level <level>', 'log level (overrides log.level, $SENTRY_TUNNEL_LOG_LEVEL)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
     .option('--pretty', 'human-readable logs (log.format "pretty")')
     .addHelpText('after', '\nConfiguration is searched in the current directory (package.json "sentry-tunnel" key, .sentry-tunnelrc[.json|.yaml|.js], sentry-tunnel.config.{json,js,cjs,mjs}).\nFlags win over environment variables, which win over the file.')
@@ -37,7 +38,13 @@ export function createProgram(): Command {
     .command('check-config')
     .description('validate the configuration without starting the tunnel (for CI)')
     .addOption(configOption())
-    .action(async (options: ConfigFlags) => {
+    .addOption(hostOption())
+    .addOption(portOption())
+    .addOption(dsnOption())
+    .option('--json', 'print one JSON document: { valid, file, errors, warnings, summary }')
+    .option('--strict', 'fail on warnings too')
+    .addHelpText('after', '\nLoads the configuration exactly as `serve` does (same files, environment and flags) and opens no socket.\nExit codes: 0 valid, 1 invalid (or warnings with --strict), 2 no configuration found.')
+    .action(async (options: CheckConfigOptions) => {
       const { checkConfig } = await import('./check-config.js');
       process.exitCode = await checkConfig(options);
     });
@@ -73,6 +80,18 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
 
 function configOption(): Option {
   return new Option('-c, --config <file>', 'configuration file (default: searched in the current directory)');
+}
+
+function hostOption(): Option {
+  return new Option('--host <host>', 'address to listen on (overrides server.host, $SENTRY_TUNNEL_HOST)');
+}
+
+function portOption(): Option {
+  return new Option('--port <port>', 'port to listen on (overrides server.port, $SENTRY_TUNNEL_PORT)').argParser(parsePort);
+}
+
+function dsnOption(): Option {
+  return new Option('--dsn <dsn>', 'forward to this DSN (repeatable; adds a project named after its project id)').argParser(collect).default([]);
 }
 
 function collect(value: string, previous: string[]): string[] {

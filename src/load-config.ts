@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { cosmiconfig } from 'cosmiconfig';
 import type { z } from 'zod';
 import { type Config, configSchema } from './config.js';
+import { descriptionAt, invalidValueHint, unknownKeyHint } from './config-hints.js';
 import { normalizeDsn, parseDsn } from './dsn.js';
 
 export const MODULE_NAME = 'sentry-tunnel';
@@ -85,13 +86,21 @@ export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env
 /** Validates a raw configuration object; throws ConfigError listing every problem (plus `earlier` ones). */
 export function validateConfig(raw: unknown, file?: string, earlier: readonly ConfigProblem[] = []): Config {
   const result = configSchema.safeParse(raw);
-  const problems = [...earlier, ...(result.success ? [] : result.error.issues.flatMap(toProblems))];
+  // An unset ${VAR} already explains why the value at its path is wrong: say it once.
+  const explained = new Set(earlier.map((problem) => problem.path));
+  const found = result.success ? [] : result.error.issues.flatMap((issue) => toProblems(issue, raw)).filter((problem) => !explained.has(problem.path));
+  const problems = [...earlier, ...found];
   if (problems.length > 0 || !result.success) {
     const where = file ? ` in ${file}` : '';
-    const lines = problems.map((problem) => `  ${problem.path || '(root)'}: ${problem.message}${problem.hint ? ` (${problem.hint})` : ''}`);
+    const lines = problems.map((problem) => `  ${formatProblem(problem)}`);
     throw new ConfigError('invalid', problems, file, `Invalid configuration${where}:\n${lines.join('\n')}`);
   }
   return deepFreeze(result.data);
+}
+
+/** "limits.maxEnvelopeByte: unknown key "maxEnvelopeByte" — did you mean "maxEnvelopeBytes"?" */
+export function formatProblem(problem: ConfigProblem): string {
+  return `${problem.path || '(root)'}: ${problem.message}${problem.hint ? ` — ${problem.hint}` : ''}`;
 }
 
 async function readConfigFile(path: string | undefined, cwd: string): Promise<{ raw: Json; file: string | undefined }> {
@@ -111,7 +120,8 @@ async function readConfigFile(path: string | undefined, cwd: string): Promise<{ 
     if (code === 'ENOENT') {
       throw new ConfigError('not_found', [], file, `Configuration file not found: ${file ?? path}`);
     }
-    const message = error instanceof Error ? error.message : String(error);
+    // cosmiconfig's parse errors span lines ("JSON Error in <file>:\n<reason>"); one problem is one line.
+    const message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
     throw new ConfigError('unreadable', [{ path: '', message }], file, `Cannot read configuration${file ? ` ${file}` : ''}: ${message}`);
   }
 }
@@ -220,18 +230,68 @@ function numberish(value: string | number | undefined): unknown {
   return /^\d+$/.test(value.trim()) ? Number(value) : value;
 }
 
-function toProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
+/** One zod issue as the problems a person reads: what is wrong at which path, and a hint from the schema. */
+export function toProblems(issue: z.core.$ZodIssue, raw: unknown): ConfigProblem[] {
   const path = issue.path.map(String);
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => ({ path: [...path, key].join('.'), message: `unknown key "${key}"` }));
+  const at = path.join('.');
+  const value = valueAt(raw, issue.path);
+  const described = () => descriptionAt(issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return issue.keys.map((key) => problem([...path, key].join('.'), `unknown key "${key}"`, unknownKeyHint(key, issue.path)));
+    case 'invalid_key':
+      return [problem(at, issue.issues[0]?.message ?? issue.message)];
+    case 'invalid_type':
+      if (value === undefined) return [problem(at, 'is required', described())];
+      return [problem(at, `must be ${article(issue.expected)}, not ${describeValue(value)}`, described())];
+    case 'invalid_union':
+      return [problem(at, `${describeValue(value)} is not allowed here`, described())];
+    case 'invalid_value':
+      return [
+        problem(
+          at,
+          `must be ${issue.values.map((option) => JSON.stringify(option)).join(', ')}${value === undefined ? '' : `, not ${describeValue(value)}`}`,
+          invalidValueHint(value, issue.values),
+        ),
+      ];
+    case 'too_small':
+      return [problem(at, issue.message.startsWith('Too small') ? `must be at least ${String(issue.minimum)}` : issue.message, described())];
+    case 'too_big':
+      return [problem(at, issue.message.startsWith('Too big') ? `must be at most ${String(issue.maximum)}` : issue.message, described())];
+    case 'custom':
+      return [problem(at, issue.message, typeof issue.params?.hint === 'string' ? issue.params.hint : undefined)];
+    default:
+      return [problem(at, issue.message)];
   }
-  if (issue.code === 'invalid_key') {
-    return [{ path: path.join('.'), message: issue.issues[0]?.message ?? issue.message }];
+}
+
+function problem(path: string, message: string, hint?: string): ConfigProblem {
+  return hint === undefined ? { path, message } : { path, message, hint };
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let current = raw;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
   }
-  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
-    return [{ path: path.join('.'), message: 'is required' }];
-  }
-  return [{ path: path.join('.'), message: issue.message }];
+  return current;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'an object';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}…` : text;
+}
+
+function article(expected: string): string {
+  if (expected === 'object') return 'an object';
+  if (expected === 'array') return 'a list';
+  if (expected === 'boolean') return 'true or false';
+  if (expected === 'int') return 'a whole number';
+  return `a ${expected}`;
 }
 
 function deepFreeze<T>(value: T): T {
