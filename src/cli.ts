@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { CheckConfigOptions } from './check-config.js';
 import type { ConfigFlags } from './load-config.js';
+import type { SendTestOptions } from './send-test.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 
@@ -53,10 +54,16 @@ export function createProgram(): Command {
     .command('send-test')
     .description('send a test event through a running tunnel and explain what went wrong')
     .addOption(configOption())
-    .option('--url <url>', 'tunnel URL (default: from the configuration)')
-    .option('--project <name>', 'project to send to (default: the first)')
+    .option('--url <url>', 'tunnel URL (default: from the configuration\'s server.host, port and path)')
+    .option('--project <name>', 'project whose DSN the event carries (default: the first)')
     .option('--dsn <dsn>', 'DSN to put in the envelope (default: the project\'s)')
-    .action(async (options: Record<string, unknown>) => {
+    .option('--message <text>', 'message of the test event')
+    .option('--origin <origin>', 'send a CORS preflight and the POST with this Origin, as a browser on that site does')
+    .option('--timeout <ms>', 'give up waiting for an answer after this long (default: upstream.timeoutMs + 5000)', parsePositiveInt)
+    .option('--direct', 'send the envelope straight to Sentry, bypassing the tunnel')
+    .option('--json', 'print one JSON document with the steps, the answer and the diagnosis')
+    .addHelpText('after', '\nExit codes: 0 Sentry accepted the event, 1 it did not (the output says why and what to do), 2 usage error.')
+    .action(async (options: SendTestOptions) => {
       const { sendTest } = await import('./send-test.js');
       process.exitCode = await sendTest(options);
     });
@@ -96,6 +103,11 @@ function dsnOption(): Option {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+function parsePositiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('must be a whole number ≥ 1');
+  return Number(value);
 }
 
 function parsePort(value: string): string {
