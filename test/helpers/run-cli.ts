@@ -1,12 +1,12 @@
-// Runs the real CLI (bin/sentry-tunnel.js → dist/) as a child process, asynchronously so an in-process
-// tunnel or fake Sentry in the same test keeps answering; also temp config files in a mkdtemp dir.
+// Runs the real CLI to its end (exit code and all output, after the pipes closed), asynchronously so an
+// in-process tunnel or fake Sentry in the same test keeps answering; and temp config files in a mkdtemp
+// dir. For a CLI that keeps running (serve), use spawn-cli.ts.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-
-export const BIN = fileURLToPath(new URL('../../bin/sentry-tunnel.js', import.meta.url));
+import { BIN } from './spawn-cli.js';
 export const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/[\/]$/, '');
 
 export interface CliResult {
