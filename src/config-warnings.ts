@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { Config } from './config.js';
 import { parseDsn } from './dsn.js';
-import type { ConfigProblem } from './load-config.js';
+import type { ConfigProblem } from './config-problems.js';
 import { spoolDirProblem } from './spool-files.js';
 
 const MiB = 1024 * 1024;
