@@ -105,8 +105,16 @@ export function diagnosePreflight(answer: HttpAnswer, ctx: DiagnosisContext): Di
 /** Why the answer is not "Sentry accepted the event"; undefined when it is. */
 export function diagnoseAnswer(answer: HttpAnswer, ctx: DiagnosisContext): Diagnosis | undefined {
   const code = tunnelCode(answer, ctx.via);
-  if (code === undefined && answer.status >= 200 && answer.status < 300) return undefined;
   if (code !== undefined) return diagnoseTunnelCode(code, answer, ctx);
+  if (answer.status >= 200 && answer.status < 300) {
+    // Sentry answers an accepted event with {"id": "<event id>"}; a 200 without it is someone else.
+    if (typeof parseJson(answer.body)?.id === 'string') return undefined;
+    return {
+      cause: 'not_sentry',
+      problem: `${ctx.url.host} answered ${answer.status}, but not with Sentry's {"id": …}: something else serves ${ctx.url.pathname} (a web server or an app's catch-all route), so the event went nowhere.`,
+      fix: ctx.via === 'tunnel' ? 'Check --url, and that the reverse proxy forwards this path to sentry-tunnel.' : 'Check the DSN: its host is not a Sentry ingest.',
+    };
+  }
   return diagnoseUpstreamAnswer(answer, ctx);
 }
 

@@ -222,6 +222,14 @@ describe('send-test diagnoses', () => {
     expect(result.report().diagnosis?.problem).toContain('a reverse proxy in front of the tunnel that cannot reach it');
   });
 
+  it('200 that is not Sentry\'s answer: something else serves the path', async () => {
+    impostorReply = { status: 200, headers: { 'content-type': 'text/html' }, body: '<!doctype html><div id="app"></div>' };
+    const result = await sendTest('--url', `http://127.0.0.1:${(impostor.address() as AddressInfo).port}/tunnel`, '--dsn', sentry.dsn('2'));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/✘ Sentry's answer +200/);
+    expect(result.stdout).toContain('answered 200, but not with Sentry\'s {"id": …}: something else serves /tunnel');
+  });
+
   it('upstream 403 with X-Sentry-Error: the key is revoked or wrong', async () => {
     sentry.reply = { status: 403, headers: { 'x-sentry-error': 'event submission rejected with_reason: DisabledKey' }, body: '{"detail":"event submission rejected with_reason: DisabledKey"}' };
     const result = await viaTunnel();
