@@ -27,6 +27,7 @@ export function summarizeConfig(config: Config, file: string | undefined): Confi
     ...(config.cors.origins === false ? [] : [{ method: 'OPTIONS', path, what: 'CORS preflight' }]),
     { method: 'GET', path: '/healthz', what: 'liveness' },
     { method: 'GET', path: '/readyz', what: 'readiness (503 while shutting down)' },
+    ...metricsRoute(config),
   ];
   const projects = Object.entries(config.projects).map(([name, { dsn }]) => {
     const parsed = parseDsn(dsn);
@@ -45,6 +46,12 @@ export function summarizeConfig(config: Config, file: string | undefined): Confi
   return { file: file ?? null, listen: { host, port, path, url: `http://${hostInUrl}:${port}${path}` }, routes, projects, settings };
 }
 
+function metricsRoute({ metrics, server }: Config): ConfigSummary['routes'] {
+  if (!metrics.enabled) return [];
+  const where = metrics.port === null ? '' : ` (on its own port ${metrics.port === 0 ? '(free port)' : metrics.port}, ${server.host})`;
+  return [{ method: 'GET', path: metrics.path, what: `Prometheus metrics${where}` }];
+}
+
 /** The summary as the lines a person reads. */
 export function formatSummary(summary: ConfigSummary): string[] {
   const lines = [`listen    ${summary.listen.url}${summary.listen.port === 0 ? '  (port 0: a free port is picked at start)' : ''}`, 'routes'];
@@ -60,6 +67,10 @@ export function formatSummary(summary: ConfigSummary): string[] {
 }
 
 function flatten(value: unknown, prefix = ''): [string, unknown][] {
+  // A list of objects (filter rules) reads best one rule, one field per line.
+  if (Array.isArray(value) && value.length > 0 && value.every((item) => item !== null && typeof item === 'object' && !Array.isArray(item))) {
+    return value.flatMap((item, index) => flatten(item, `${prefix}.${index}`));
+  }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return [[prefix, value]];
   const entries = Object.entries(value);
   if (entries.length === 0) return prefix ? [[prefix, '{}']] : [];
@@ -69,12 +80,18 @@ function flatten(value: unknown, prefix = ''): [string, unknown][] {
 function formatValue(key: string, value: unknown): string {
   if (typeof value === 'number') {
     if (/bytes$/i.test(key) && value >= 1024) return `${value} (${formatBytes(value)})`;
-    if (/ms$/i.test(key) && value >= 1000 && value % 1000 === 0) return `${value} (${value / 1000} s)`;
+    if (/ms$/i.test(key) && value >= 1000) return `${value} (${formatDuration(value)})`;
     return String(value);
   }
   if (typeof value === 'string') return key === '' ? value : JSON.stringify(value);
   if (Array.isArray(value)) return value.length === 0 ? '[]' : value.map((item) => (typeof item === 'string' ? item : JSON.stringify(item))).join(', ');
   return JSON.stringify(value) ?? String(value);
+}
+
+function formatDuration(ms: number): string {
+  const units: [number, string][] = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']];
+  for (const [size, unit] of units) if (ms >= size && ms % size === 0) return `${ms / size} ${unit}`;
+  return `${ms / 1000} s`;
 }
 
 /** Copies a settings value with DSN keys, URL passwords and secret-named fields redacted. */

@@ -23,11 +23,13 @@ export const SENTRY_INGEST_LIMITS = {
 export function configWarnings(config: Config): ConfigProblem[] {
   const warnings: ConfigProblem[] = [];
 
-  for (const [name, { dsn }] of Object.entries(config.projects)) {
+  const dsns: [path: string, dsn: string][] = Object.entries(config.projects).map(([name, { dsn }]) => [`projects.${name}.dsn`, dsn]);
+  if (config.selfMonitoring.dsn) dsns.push(['selfMonitoring.dsn', config.selfMonitoring.dsn]);
+  for (const [path, dsn] of dsns) {
     const parsed = parseDsn(dsn);
     if (parsed.ok && parsed.dsn.protocol === 'http' && !isLoopbackHost(parsed.dsn.host)) {
       warnings.push({
-        path: `projects.${name}.dsn`,
+        path,
         message: `plain http to ${parsed.dsn.host}: error reports and the user data in them cross the network unencrypted`,
         hint: 'use the https:// DSN if your Sentry serves TLS',
       });

@@ -149,14 +149,16 @@ describe('warnings', () => {
     server: { trustProxy: true },
     projects: { web: { dsn: 'http://0123456789abcdef@sentry.example.com/2' }, local: { dsn: 'http://abcdef@127.0.0.1:9000/3' } },
     limits: { maxEnvelopeBytes: 50 * 1024 * 1024, maxDecodedBytes: 300 * 1024 * 1024 },
+    selfMonitoring: { dsn: 'http://fedcba9876543210@sentry.example.com/9' },
   };
 
   it('are shown but pass without --strict; exit 0', async () => {
     const result = await check(risky);
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('⚠ 4 warnings:');
+    expect(result.stdout).toContain('⚠ 5 warnings:');
     expect(result.stdout).toContain('projects.web.dsn: plain http to sentry.example.com');
     expect(result.stdout).not.toContain('projects.local.dsn: plain http');
+    expect(result.stdout).toContain('selfMonitoring.dsn: plain http to sentry.example.com');
     expect(result.stdout).toContain('server.trustProxy: true believes X-Forwarded-For from anyone');
     expect(result.stdout).toContain("limits.maxEnvelopeBytes: 50 MiB is above Sentry's 20 MiB limit for a compressed request");
     expect(result.stdout).toContain("limits.maxDecodedBytes: 300 MiB is above Sentry's 200 MiB limit for a decompressed envelope");
@@ -165,7 +167,7 @@ describe('warnings', () => {
   it('fail the check with --strict; exit 1', async () => {
     const result = await check(risky, '--strict');
     expect(result.code).toBe(1);
-    expect(result.stdout).toContain('✘ configuration is valid but has 4 warnings, which --strict does not allow');
+    expect(result.stdout).toContain('✘ configuration is valid but has 5 warnings, which --strict does not allow');
   });
 
   it('--strict --json: valid false, the warnings listed', async () => {
@@ -173,7 +175,7 @@ describe('warnings', () => {
     expect(result.code).toBe(1);
     const report = JSON.parse(result.stdout) as { valid: boolean; warnings: { path: string }[] };
     expect(report.valid).toBe(false);
-    expect(report.warnings.map((warning) => warning.path)).toEqual(['projects.web.dsn', 'server.trustProxy', 'limits.maxEnvelopeBytes', 'limits.maxDecodedBytes']);
+    expect(report.warnings.map((warning) => warning.path)).toEqual(['projects.web.dsn', 'selfMonitoring.dsn', 'server.trustProxy', 'limits.maxEnvelopeBytes', 'limits.maxDecodedBytes']);
   });
 
   it('--strict passes a configuration without warnings (the example); exit 0', async () => {

@@ -27,7 +27,9 @@ describe('summarizeConfig', () => {
     const summary = summarizeConfig(config, undefined);
     expect(summary.file).toBeNull();
     expect(summary.listen.url).toBe('http://[::]:9000/tunnel');
-    expect(Object.keys(summary.settings)).toEqual(['server', 'cors', 'limits', 'upstream', 'log']);
+    expect(Object.keys(summary.settings)).toEqual(expect.arrayContaining(['server', 'cors', 'limits', 'upstream', 'log', 'spool', 'metrics']));
+    expect(Object.keys(summary.settings)).not.toContain('projects');
+    expect(summary.routes).toContainEqual({ method: 'GET', path: '/metrics', what: 'Prometheus metrics' });
     expect(JSON.stringify(summary)).not.toContain('abcd1234');
   });
 });

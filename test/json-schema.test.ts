@@ -10,12 +10,16 @@ type JsonSchema = { type?: string; properties?: Record<string, JsonSchema>; addi
 const committed = readFileSync(`${REPO}/${SCHEMA_FILE}`, 'utf8');
 const example = JSON.parse(readFileSync(`${REPO}/sentry-tunnel.config.example.json`, 'utf8')) as Record<string, unknown>;
 
-/** Dotted paths of every option (leaf property) in the schema; records contribute their value's options under "*". */
+/**
+ * Dotted paths of every option (leaf property) in the schema. A record of objects (projects) contributes
+ * its values' options under "*"; a record of plain values (tags) is one option itself.
+ */
 function options(schema: JsonSchema, prefix = ''): [string, JsonSchema][] {
   if (schema.properties) {
     return Object.entries(schema.properties).flatMap(([key, child]) => options(child, prefix ? `${prefix}.${key}` : key));
   }
-  if (schema.type === 'object' && typeof schema.additionalProperties === 'object') return options(schema.additionalProperties, `${prefix}.*`);
+  const values = schema.additionalProperties;
+  if (schema.type === 'object' && typeof values === 'object' && values.properties) return options(values, `${prefix}.*`);
   return [[prefix, schema]];
 }
 
