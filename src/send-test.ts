@@ -132,6 +132,10 @@ async function attempt(options: SendTestOptions, run: Run): Promise<number> {
     if (diagnosis) return run.fail('sentry', `${answer.status}${sentryError(answer) ? ` "${sentryError(answer)}"` : ''}`, diagnosis);
     const id = acceptedId(answer) ?? envelope.eventId;
     run.step('sentry', true, `accepted: event id ${id} (in Sentry, search for it or for ${TEST_TAG}:true)`);
+    if (run.via === 'tunnel' && config?.spool.dir !== undefined) {
+      // The spool answers 200 {"id"} for an envelope it keeps while Sentry is unreachable; the client cannot tell.
+      run.notes.push('This tunnel spools (spool.dir): it also answers 200 when it keeps the event because Sentry is unreachable; its log line for the request then says "outcome":"spooled".');
+    }
     run.finish({ ok: true, diagnosis: undefined });
     return 0;
   } finally {
@@ -235,6 +239,7 @@ const LABELS: Record<StepName, (via: 'tunnel' | 'direct') => string> = {
 /** The steps of one run, printed as they happen (or as one JSON document at the end). */
 class Run {
   readonly steps: Step[] = [];
+  readonly notes: string[] = [];
   eventId: string | undefined;
   url: string | undefined;
   roundTripMs: number | undefined;
@@ -273,6 +278,7 @@ class Run {
         response: response ?? null,
         roundTripMs: this.roundTripMs ?? null,
         diagnosis: result.diagnosis ?? null,
+        notes: this.notes,
       };
       process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
       return;
@@ -283,6 +289,7 @@ class Run {
     }
     const lines: string[] = [];
     if (this.roundTripMs !== undefined) lines.push('', `round trip ${this.roundTripMs} ms`);
+    for (const note of this.notes) lines.push('', `Note: ${note}`);
     if (result.diagnosis) lines.push('', `Problem: ${result.diagnosis.problem}`, `Fix:     ${result.diagnosis.fix}`);
     if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`);
   }

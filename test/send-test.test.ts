@@ -16,6 +16,7 @@ interface Report {
   response: { status: number; code: string | null } | null;
   roundTripMs: number | null;
   diagnosis: { cause: string; problem: string; fix: string } | null;
+  notes: string[];
 }
 
 let sentry: FakeSentry;
@@ -113,11 +114,16 @@ describe('send-test through a running tunnel', () => {
     expect(arrived?.headers.origin).toBe('https://app.example.com');
     expect(report.response?.status).toBe(200);
     expect(report.diagnosis).toBeNull();
+    expect(report.notes).toEqual([]);
     expect(typeof report.roundTripMs).toBe('number');
   });
 
   it('derives the URL from the configuration (0.0.0.0 becomes loopback) and takes the --project DSN', async () => {
-    const file = dir.write('send.json', { server: { host: '0.0.0.0', port: tunnel.address.port }, projects: { other: { dsn: sentry.dsn('7') }, web: { dsn: sentry.dsn('2') } } });
+    const file = dir.write('send.json', {
+      server: { host: '0.0.0.0', port: tunnel.address.port },
+      projects: { other: { dsn: sentry.dsn('7') }, web: { dsn: sentry.dsn('2') } },
+      spool: { dir: `${dir.path}/spool` },
+    });
     const result = await sendTest('--config', file, '--project', 'web', '--json');
     const report = result.report();
     expect(report.url).toBe(`http://127.0.0.1:${tunnel.address.port}/tunnel`);
@@ -125,6 +131,8 @@ describe('send-test through a running tunnel', () => {
     // The in-process tunnel forwards only "web", so the config's other project would have been refused.
     expect(result.code).toBe(0);
     expect((await sentry.waitForRequests(1))[0]?.url).toMatch(/^\/api\/2\/envelope\//);
+    // The configuration has a spool, whose 200 can also mean "kept for later": said, not hidden.
+    expect(report.notes).toEqual([expect.stringContaining('"outcome":"spooled"')]);
   });
 });
 
