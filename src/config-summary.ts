@@ -26,7 +26,7 @@ export function summarizeConfig(config: Config, file: string | undefined): Confi
     { method: 'POST', path: `${path}/{project}`, what: `envelopes for that project only (${Object.keys(config.projects).join(', ')})` },
     ...(config.cors.origins === false ? [] : [{ method: 'OPTIONS', path, what: 'CORS preflight' }]),
     { method: 'GET', path: '/healthz', what: 'liveness' },
-    { method: 'GET', path: '/readyz', what: 'readiness (503 while shutting down)' },
+    { method: 'GET', path: '/readyz', what: 'readiness (503 while not taking traffic)' },
     ...metricsRoute(config),
   ];
   const projects = Object.entries(config.projects).map(([name, { dsn }]) => {

@@ -173,6 +173,13 @@ function diagnoseTunnelCode(code: string, answer: HttpAnswer, ctx: DiagnosisCont
         problem: `The tunnel is running, but Sentry at ${ctx.sentryHost} did not answer it within upstream.timeoutMs.`,
         fix: `On the tunnel's machine check the network path to ${ctx.sentryHost} (firewall that drops packets, a slow outbound proxy); raise upstream.timeoutMs if Sentry is just slow.`,
       };
+    case 'spool_full':
+    case 'spool_write_failed':
+      return {
+        cause: 'sentry_unreachable',
+        problem: `The tunnel cannot reach Sentry at ${ctx.sentryHost}, and its spool cannot keep more (${code}).`,
+        fix: `Fix the way to ${ctx.sentryHost} from the tunnel's machine first (\`sentry-tunnel send-test --direct\` there); ${code === 'spool_full' ? 'raise spool.maxBytes if the outage is expected to last' : 'check the disk under spool.dir'}.`,
+      };
     case 'shutting_down':
       return { cause: 'tunnel_shutting_down', problem: 'The tunnel is shutting down.', fix: 'Wait until it has restarted, then try again.' };
     default:

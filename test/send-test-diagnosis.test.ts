@@ -1,6 +1,6 @@
 // The pure parts of send-test's diagnosis: rate-limit headers and telling the tunnel's answers from Sentry's.
 import { describe, expect, it } from 'vitest';
-import { parseRateLimits, parseRetryAfter, sentryError, tunnelCode } from '../src/send-test-diagnosis.js';
+import { type DiagnosisContext, diagnoseAnswer, parseRateLimits, parseRetryAfter, sentryError, tunnelCode } from '../src/send-test-diagnosis.js';
 
 describe('parseRateLimits', () => {
   it('reads every limit, longest first, with categories, scope and reason', () => {
@@ -38,5 +38,30 @@ describe('who answered', () => {
     expect(sentryError(sentryAnswer)).toBe('bad key');
     expect(sentryError({ ...sentryAnswer, headers: {} })).toBe('event submission rejected');
     expect(sentryError({ status: 403, headers: {}, body: '' })).toBeUndefined();
+  });
+});
+
+describe('diagnoseAnswer', () => {
+  const ctx: DiagnosisContext = {
+    via: 'tunnel',
+    url: new URL('http://127.0.0.1:8080/tunnel'),
+    sentryHost: 'o1.ingest.sentry.io',
+    project: 'web',
+    origin: undefined,
+    configuredPath: '/tunnel',
+    configArg: '',
+    envelopeBytes: 500,
+    timeoutMs: 15_000,
+  };
+
+  it('a full spool means Sentry is unreachable: fix the way there first', () => {
+    const diagnosis = diagnoseAnswer({ status: 503, headers: {}, body: '{"error":"…","code":"spool_full"}' }, ctx);
+    expect(diagnosis?.cause).toBe('sentry_unreachable');
+    expect(diagnosis?.problem).toContain('cannot reach Sentry at o1.ingest.sentry.io, and its spool cannot keep more (spool_full)');
+    expect(diagnosis?.fix).toContain('raise spool.maxBytes');
+  });
+
+  it('a 200 with Sentry\'s {"id"} is no problem at all', () => {
+    expect(diagnoseAnswer({ status: 200, headers: {}, body: '{"id":"abc"}' }, ctx)).toBeUndefined();
   });
 });
