@@ -7,16 +7,20 @@ import { normalizeDsn, parseDsn } from './dsn.js';
 import { patternProblem } from './patterns.js';
 
 const MiB = 1024 * 1024;
+const DSN_HINT = 'copy it from Sentry: Project Settings → Client Keys (DSN), e.g. "https://<publicKey>@o1.ingest.sentry.io/2"';
 
 const dsnString = z.string().superRefine((value, ctx) => {
   const parsed = parseDsn(value);
-  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: `not a valid DSN: ${parsed.reason}` });
+  if (!parsed.ok) ctx.addIssue({ code: 'custom', message: `not a valid DSN: ${parsed.reason}`, params: { hint: DSN_HINT } });
 });
 
 const positiveMs = (fallback: number) => z.int().min(1, { error: 'must be a whole number of milliseconds ≥ 1' }).default(fallback);
 const byteLimit = (fallback: number) => z.int().min(1, { error: 'must be a whole number of bytes ≥ 1' }).default(fallback);
 
-const cidr = z.string().refine(isCidr, { error: (issue) => `not a CIDR or IP address: "${String(issue.input)}"` });
+const cidr = z.string().refine(isCidr, {
+  error: (issue) => `not a CIDR or IP address: "${String(issue.input)}"`,
+  params: { hint: 'write an address or a range, e.g. "10.0.0.0/8", "192.168.1.10" or "::1/128"' },
+});
 
 export const projectSchema = z.strictObject({
   dsn: dsnString.describe('The project DSN, exactly as in Sentry.init({ dsn }). Envelopes must carry this DSN.'),
@@ -74,7 +78,12 @@ export const configSchema = z
     server: z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1').describe('Address to listen on; "0.0.0.0" or "::" for every interface.'),
-        port: z.int().min(0, { error: 'port must be 1–65535 (0 picks a free port)' }).max(65535, { error: 'port must be 1–65535' }).default(8080),
+        port: z
+          .int()
+          .min(0, { error: 'port must be 1–65535 (0 picks a free port)' })
+          .max(65535, { error: 'port must be 1–65535' })
+          .default(8080)
+          .describe('Port to listen on; 0 picks a free port.'),
         path: z
           .string()
           .regex(/^\/[\w\-./]*$/, { error: 'path must start with "/" and contain only letters, digits, "-", "_", ".", "/"' })
@@ -95,7 +104,10 @@ export const configSchema = z
         z.string().regex(/^[\w-]+$/, { error: 'project names may contain only letters, digits, "-" and "_"' }),
         projectSchema,
       )
-      .refine((projects) => Object.keys(projects).length > 0, { error: 'at least one project is required' })
+      .refine((projects) => Object.keys(projects).length > 0, {
+        error: 'at least one project is required',
+        params: { hint: 'add "projects": { "web": { "dsn": "https://<key>@o1.ingest.sentry.io/2" } }, or pass --dsn' },
+      })
       .describe('Project name → DSN. Only these projects are forwarded to.'),
     cors: z
       .strictObject({
@@ -169,22 +181,12 @@ export const configSchema = z
     enrich: enrichSchema.prefault({}).describe('Server-side context added to events and transactions.'),
     log: z
       .strictObject({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Lowest level logged.'),
         format: z.enum(['auto', 'json', 'pretty']).default('auto').describe('"auto": pretty on a TTY, JSON otherwise.'),
       })
       .prefault({}),
   })
   .superRefine((config, ctx) => {
-    const seen = new Map<string, string>();
-    for (const [name, project] of Object.entries(config.projects)) {
-      const parsed = parseDsn(project.dsn);
-      if (!parsed.ok) continue;
-      const key = normalizeDsn(parsed.dsn);
-      const other = seen.get(key);
-      if (other !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['projects', name, 'dsn'], message: `duplicate DSN also used by project "${other}"` });
-      } else seen.set(key, name);
-    }
     if (config.spool.retry.maxMs < config.spool.retry.initialMs) {
       ctx.addIssue({ code: 'custom', path: ['spool', 'retry', 'maxMs'], message: 'must be at least spool.retry.initialMs' });
     }
@@ -198,9 +200,38 @@ export const configSchema = z
       ctx.addIssue({ code: 'custom', path: ['metrics', 'port'], message: 'must differ from server.port (null serves metrics on server.port)' });
     }
     if (config.limits.maxDecodedBytes < config.limits.maxEnvelopeBytes) {
-      ctx.addIssue({ code: 'custom', path: ['limits', 'maxDecodedBytes'], message: 'must be at least limits.maxEnvelopeBytes' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'maxDecodedBytes'],
+        message: `must be at least limits.maxEnvelopeBytes (${config.limits.maxEnvelopeBytes})`,
+        params: { hint: 'decompressing never makes a body smaller' },
+      });
     }
-  });
+  })
+  // Duplicate DSNs are checked even when other fields are wrong, so one run lists them with every
+  // other problem; the values may therefore be of any shape here.
+  .superRefine(
+    (config, ctx) => {
+      const { projects } = config as { projects?: unknown };
+      const seen = new Map<string, string>();
+      for (const [name, project] of Object.entries(projects !== null && typeof projects === 'object' ? projects : {})) {
+        const dsn = (project as { dsn?: unknown } | null)?.dsn;
+        const parsed = typeof dsn === 'string' ? parseDsn(dsn) : undefined;
+        if (!parsed?.ok) continue;
+        const key = normalizeDsn(parsed.dsn);
+        const other = seen.get(key);
+        if (other !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['projects', name, 'dsn'],
+            message: `duplicate DSN also used by project "${other}"`,
+            params: { hint: 'a DSN can belong to one project only: remove one of them' },
+          });
+        } else seen.set(key, name);
+      }
+    },
+    { when: (payload) => payload.value !== null && typeof payload.value === 'object' },
+  );
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -2,6 +2,7 @@
 export { startTunnel, StartupError, type RunningTunnel, type StartOptions } from './server.js';
 export { loadConfig, validateConfig, ConfigError, type ConfigFlags, type ConfigProblem, type LoadedConfig } from './load-config.js';
 export { configSchema, type Config, type ConfigInput } from './config.js';
+export { configJsonSchema } from './json-schema.js';
 export { ERRORS, TunnelError, type ErrorCode } from './errors.js';
 export { parseDsn, normalizeDsn, envelopeTarget, type Dsn } from './dsn.js';
 export { createLogger } from './logger.js';

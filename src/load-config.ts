@@ -2,9 +2,11 @@
 // environment overrides, flag overrides — then one validation that reports every problem, then freeze.
 import { resolve } from 'node:path';
 import { cosmiconfig } from 'cosmiconfig';
-import type { z } from 'zod';
 import { type Config, configSchema } from './config.js';
+import { type ConfigProblem, formatProblem, toProblems } from './config-problems.js';
 import { normalizeDsn, parseDsn } from './dsn.js';
+
+export { type ConfigProblem, formatProblem } from './config-problems.js';
 
 export const MODULE_NAME = 'sentry-tunnel';
 
@@ -22,13 +24,6 @@ export const SEARCH_PLACES = [
   `${MODULE_NAME}.config.cjs`,
   `${MODULE_NAME}.config.mjs`,
 ];
-
-export interface ConfigProblem {
-  /** Dotted path into the configuration, e.g. "projects.web.dsn"; "" for the whole document. */
-  readonly path: string;
-  readonly message: string;
-  readonly hint?: string;
-}
 
 export type ConfigErrorKind = 'invalid' | 'not_found' | 'unreadable';
 
@@ -85,10 +80,13 @@ export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env
 /** Validates a raw configuration object; throws ConfigError listing every problem (plus `earlier` ones). */
 export function validateConfig(raw: unknown, file?: string, earlier: readonly ConfigProblem[] = []): Config {
   const result = configSchema.safeParse(raw);
-  const problems = [...earlier, ...(result.success ? [] : result.error.issues.flatMap(toProblems))];
+  // An unset ${VAR} already explains why the value at its path is wrong: say it once.
+  const explained = new Set(earlier.map((problem) => problem.path));
+  const found = result.success ? [] : result.error.issues.flatMap((issue) => toProblems(issue, raw)).filter((problem) => !explained.has(problem.path));
+  const problems = [...earlier, ...found];
   if (problems.length > 0 || !result.success) {
     const where = file ? ` in ${file}` : '';
-    const lines = problems.map((problem) => `  ${problem.path || '(root)'}: ${problem.message}${problem.hint ? ` (${problem.hint})` : ''}`);
+    const lines = problems.map((problem) => `  ${formatProblem(problem)}`);
     throw new ConfigError('invalid', problems, file, `Invalid configuration${where}:\n${lines.join('\n')}`);
   }
   return deepFreeze(result.data);
@@ -111,7 +109,8 @@ async function readConfigFile(path: string | undefined, cwd: string): Promise<{ 
     if (code === 'ENOENT') {
       throw new ConfigError('not_found', [], file, `Configuration file not found: ${file ?? path}`);
     }
-    const message = error instanceof Error ? error.message : String(error);
+    // cosmiconfig's parse errors span lines ("JSON Error in <file>:\n<reason>"); one problem is one line.
+    const message = (error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, ' ');
     throw new ConfigError('unreadable', [{ path: '', message }], file, `Cannot read configuration${file ? ` ${file}` : ''}: ${message}`);
   }
 }
@@ -218,20 +217,6 @@ function numberish(value: string | number | undefined): unknown {
   if (value === undefined || value === '') return undefined;
   if (typeof value === 'number') return value;
   return /^\d+$/.test(value.trim()) ? Number(value) : value;
-}
-
-function toProblems(issue: z.core.$ZodIssue): ConfigProblem[] {
-  const path = issue.path.map(String);
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => ({ path: [...path, key].join('.'), message: `unknown key "${key}"` }));
-  }
-  if (issue.code === 'invalid_key') {
-    return [{ path: path.join('.'), message: issue.issues[0]?.message ?? issue.message }];
-  }
-  if (issue.code === 'invalid_type' && issue.message.endsWith('received undefined')) {
-    return [{ path: path.join('.'), message: 'is required' }];
-  }
-  return [{ path: path.join('.'), message: issue.message }];
 }
 
 function deepFreeze<T>(value: T): T {

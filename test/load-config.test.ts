@@ -67,13 +67,17 @@ describe('loadConfig', () => {
   it('reports a duplicate DSN', async () => {
     const dir = await dirWith({ 'c.json': JSON.stringify({ projects: { web: { dsn: DSN }, copy: { dsn: DSN.replace('o1.', 'O1.') } } }) });
     const error = await problemsOf(loadConfig({ config: 'c.json' }, {}, dir));
-    expect(error.problems).toEqual([{ path: 'projects.copy.dsn', message: 'duplicate DSN also used by project "web"' }]);
+    expect(error.problems).toEqual([
+      { path: 'projects.copy.dsn', message: 'duplicate DSN also used by project "web"', hint: 'a DSN can belong to one project only: remove one of them' },
+    ]);
   });
 
   it('requires at least one project', async () => {
     const dir = await dirWith({ 'c.json': JSON.stringify({ projects: {} }) });
     const error = await problemsOf(loadConfig({ config: 'c.json' }, {}, dir));
-    expect(error.problems).toEqual([{ path: 'projects', message: 'at least one project is required' }]);
+    expect(error.problems).toEqual([
+      { path: 'projects', message: 'at least one project is required', hint: expect.stringContaining('add "projects": { "web": { "dsn":') },
+    ]);
   });
 
   it('says where it looked when there is no configuration at all', async () => {

@@ -125,7 +125,7 @@ describe('spool.dir that cannot be used', () => {
 
     const checked = cli(['check-config', '--config', configFile]);
     expect(await checked.exited()).toBe(0);
-    expect(checked.stderr()).toContain(`⚠ spool.dir ${join(file, 'spool')} cannot be used here`);
+    expect(checked.stdout()).toContain(`spool.dir: ${join(file, 'spool')} cannot be used here`);
     expect(checked.stdout()).toContain('configuration is valid');
   });
 });
