@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type EnvelopeItem, parseEnvelope, parseItemJson } from '../src/envelope.js';
 import { type Chromium, chromiumMissing, launchChromium } from './helpers/chromium.js';
 import { FakeSentry, type RecordedRequest } from './helpers/fake-sentry.js';
+import { runCli } from './helpers/run-cli.js';
 import { PageServer, type SentryPageOptions } from './helpers/sentry-page.js';
 import { type TestTunnel, startTestTunnel } from './helpers/tunnel.js';
 
@@ -201,6 +202,12 @@ describe.skipIf(missing !== undefined)('@sentry/browser in headless Chromium thr
     const refused = tunnel.logs().filter((line) => line.msg === 'request' && line.method === 'POST');
     expect(refused).toHaveLength(1);
     expect(refused[0]).toMatchObject({ status: 403, code: 'origin_not_allowed', outcome: 'rejected' });
+    expect(sentry.requests).toEqual([]);
+
+    // The operator's tool explains it: the page's origin is missing from cors.origins.
+    const diagnosis = await runCli(['send-test', '--url', tunnel.url, '--dsn', sentry.dsn(), '--origin', pages.origin]);
+    expect(diagnosis.code).toBe(1);
+    expect(diagnosis.stdout).toContain(`Add "${pages.origin}" to cors.origins`);
     expect(sentry.requests).toEqual([]);
   });
 
