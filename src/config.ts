@@ -22,8 +22,19 @@ const cidr = z.string().refine(isCidr, {
   params: { hint: 'write an address or a range, e.g. "10.0.0.0/8", "192.168.1.10" or "::1/128"' },
 });
 
+/** A fixed-window request budget: at most `max` envelopes per `windowMs`. */
+const windowLimit = z.strictObject({
+  max: z.int().min(1, { error: 'must be a whole number ≥ 1' }).describe('Requests allowed per window.'),
+  windowMs: z
+    .int()
+    .min(1_000, { error: 'must be at least 1000 ms (Retry-After is given in whole seconds)' })
+    .default(60_000)
+    .describe('Window length in milliseconds; windows are aligned to the clock so replicas agree on them.'),
+});
+
 export const projectSchema = z.strictObject({
   dsn: dsnString.describe('The project DSN, exactly as in Sentry.init({ dsn }). Envelopes must carry this DSN.'),
+  rateLimit: windowLimit.optional().describe("This project's envelope budget (protects its Sentry quota); none by default."),
 });
 
 const pattern = z.string().superRefine((value, ctx) => {
@@ -150,6 +161,34 @@ export const configSchema = z
       })
       .prefault({})
       .describe('The on-disk spool: nothing is lost while Sentry is unreachable.'),
+    rateLimit: z
+      .strictObject({
+        perClient: z
+          .union([windowLimit, z.literal(false)])
+          .default({ max: 300, windowMs: 60_000 })
+          .describe('Envelopes one client address may send per window; false: no per-client limit.'),
+        maxConcurrent: z.int().min(1).default(100).describe('Requests to Sentry in flight at once (per tunnel process).'),
+        maxQueued: z
+          .int()
+          .min(0)
+          .default(1000)
+          .describe('Requests that may wait for a free upstream slot; beyond that the answer is 503 overloaded.'),
+        redis: z
+          .strictObject({
+            url: z
+              .url({ protocol: /^rediss?$/, error: 'not a Redis URL such as "redis://127.0.0.1:6379"' })
+              .describe('redis:// or rediss:// URL; user and password may be part of it.'),
+            keyPrefix: z
+              .string()
+              .regex(/^[\w.-]+$/, { error: 'may contain only letters, digits, ".", "-" and "_"' })
+              .default('sentry-tunnel')
+              .describe('Prefix of every Redis key and channel; tunnels sharing a prefix share limits.'),
+            timeoutMs: positiveMs(500).describe('A Redis command must answer within this time, or local limits decide.'),
+          })
+          .optional()
+          .describe('Share limits across replicas through Redis; without it every process limits alone.'),
+      })
+      .prefault({}),
     metrics: z
       .strictObject({
         enabled: z.boolean().default(true).describe('Serve Prometheus metrics.'),

@@ -26,12 +26,14 @@ export const ERRORS = {
     status: 415,
     message: 'Unsupported Content-Encoding; use identity, gzip, deflate or br.',
   },
+  rate_limited: { status: 429, message: 'Too many envelopes; wait for the time in Retry-After before sending again.' },
   internal_error: { status: 500, message: 'The tunnel failed unexpectedly; the error was logged.' },
   upstream_unavailable: { status: 502, message: 'Sentry could not be reached (connection refused, reset or DNS failure).' },
   upstream_redirect: { status: 502, message: 'Sentry answered with a redirect, which the tunnel never follows.' },
   shutting_down: { status: 503, message: 'The tunnel is shutting down.' },
   spool_full: { status: 503, message: 'Sentry could not be reached and the spool is full (spool.maxBytes).' },
   spool_write_failed: { status: 503, message: 'Sentry could not be reached and the envelope could not be written to the spool.' },
+  overloaded: { status: 503, message: 'The tunnel has too many requests waiting for Sentry; retry after the time in Retry-After.' },
   upstream_timeout: { status: 504, message: 'Sentry did not answer within upstream.timeoutMs.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

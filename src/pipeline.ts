@@ -1,6 +1,7 @@
-// The request pipeline, in order: route → CORS → project by URL → encoding and size → envelope header
-// → DSN allowlist → processing (only with rules) → upstream headers → forward → answer. This is the only place errors become HTTP
-// responses (sendError), and the only place a request is logged.
+// The request pipeline, in order: route → CORS → project by URL → client budget → encoding and size →
+// envelope header → DSN allowlist → Sentry's limits and the project budget → processing (only with
+// rules) → upstream headers → forward → answer. This is the only place errors become HTTP responses
+// (sendError), and the only place a request is logged.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -12,6 +13,7 @@ import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
 import { TunnelError, errorBody } from './errors.js';
 import type { Processor } from './processing.js';
 import type { Project, ProjectRegistry } from './projects.js';
+import type { RateLimiting } from './rate-limiting.js';
 import type { SpoolStats } from './spool.js';
 import { type Forward, isTransportFailure, toTunnelError } from './upstream.js';
 
@@ -21,6 +23,7 @@ export interface TunnelContext {
   readonly cors: CorsPolicy;
   readonly clientIp: ClientIpResolver;
   readonly forward: Forward;
+  readonly rateLimiting: RateLimiting;
   readonly logger: Logger;
   readonly lifecycle: Lifecycle;
   /** The filters and enrichment, when any rule is configured (then bodies are read whole). */
@@ -183,6 +186,8 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
     record.project = named.name;
   }
 
+  await ctx.rateLimiting.checkClient(ctx.clientIp(req), record);
+
   const { limits } = ctx.config;
   const encoding = parseContentEncoding(req.headers['content-encoding']);
   const declaredLength = req.headers['content-length'];
@@ -193,6 +198,7 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
   try {
     const project = resolveProject(ctx, head, named);
     record.project = project.name;
+    await ctx.rateLimiting.checkProject(project, head, encoding, record);
     let headers = upstreamHeaders(ctx, req, encoding !== 'identity');
     let body = head.body;
     if (ctx.processor && head.decoded) {
@@ -328,6 +334,10 @@ function sendError(ctx: TunnelContext, exchange: Exchange, caught: unknown): voi
   }
   if (error.code === 'internal_error') ctx.reportError?.(error.cause ?? error, record);
   record.code = error.code;
+  if (error.code === 'overloaded') {
+    record.outcome ??= 'rate_limited';
+    record.rateLimit ??= { reason: 'overloaded' };
+  }
   record.outcome ??= error.status >= 500 ? 'failed' : 'rejected';
   if (error.cause !== undefined && error.status >= 500) record.cause = describeCause(error.cause);
   send(ctx, exchange, error.status, { 'content-type': JSON_CONTENT_TYPE, ...error.headers, ...exchange.cors }, errorBody(error));

@@ -14,6 +14,7 @@ import { Processor } from './processing.js';
 import { ProjectRegistry } from './projects.js';
 import { type Spooling, startSpooling } from './spool-forward.js';
 import type { Spool } from './spool.js';
+import { RateLimiting } from './rate-limiting.js';
 import { SelfMonitor } from './self-monitoring.js';
 import { type Forward, Upstream } from './upstream.js';
 
@@ -62,7 +63,10 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     send: upstream.forward,
     onOutcome: metrics && ((outcome) => metrics.selfMonitoringEvent(outcome)),
   });
+  const rateLimiting = await RateLimiting.create(config, projects, logger);
   let forward = metrics ? metrics.wrapUpstream(upstream.forward, projects.byName.values()) : upstream.forward;
+  // Next to the upstream: the concurrency gate and Sentry's limits see every call to Sentry (the spool's re-sends too).
+  forward = rateLimiting.wrapForward(forward);
   if (options.wrapForward) forward = options.wrapForward(forward);
   // Spooling is the outermost wrapper: it sees the final word of everything inside, and its drainer re-sends through all of it.
   let spooling: Spooling | undefined;
@@ -71,6 +75,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
       spooling = await startSpooling({ ...config.spool, dir: resolve(config.spool.dir) }, forward, projects, logger);
     } catch (error) {
       await upstream.destroy();
+      await rateLimiting.close();
       throw new StartupError(error instanceof Error ? error.message : String(error), { cause: error });
     }
   }
@@ -81,6 +86,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     cors: new CorsPolicy(config.cors),
     clientIp: createClientIpResolver(config.server.trustProxy),
     forward: spooling?.forward ?? forward,
+    rateLimiting,
     logger,
     lifecycle,
     spool: spooling?.spool,
@@ -117,6 +123,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   } catch (error) {
     await spooling?.stop();
     await upstream.destroy();
+    await rateLimiting.close();
     throw error;
   }
   const address = server.address() as AddressInfo;
@@ -130,6 +137,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
       await new Promise((resolve) => server.close(resolve));
       await spooling?.stop();
       await upstream.destroy();
+      await rateLimiting.close();
       throw error;
     });
     metricsUrl = `${origin(metricsServer.address() as AddressInfo)}${config.metrics.path}`;
@@ -174,6 +182,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
         await selfMonitor?.flush(SELF_MONITORING_FLUSH_MS);
         await spooling?.stop();
         await (finished ? upstream.close() : upstream.destroy());
+        await rateLimiting.close();
         logger.info('stopped');
       })();
       return shutdown;
