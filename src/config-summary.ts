@@ -9,7 +9,7 @@ export interface ConfigSummary {
   readonly file: string | null;
   readonly listen: { readonly host: string; readonly port: number; readonly path: string; readonly url: string };
   readonly routes: readonly { readonly method: string; readonly path: string; readonly what: string }[];
-  readonly projects: readonly { readonly name: string; readonly dsn: string; readonly envelopeUrl: string }[];
+  readonly projects: readonly { readonly name: string; readonly dsn: string; readonly envelopeUrl: string; readonly rateLimit?: { readonly max: number; readonly windowMs: number } }[];
   /** Every other section, effective values (defaults filled in), secrets redacted. */
   readonly settings: Readonly<Record<string, unknown>>;
 }
@@ -29,11 +29,12 @@ export function summarizeConfig(config: Config, file: string | undefined): Confi
     { method: 'GET', path: '/readyz', what: 'readiness (503 while not taking traffic)' },
     ...metricsRoute(config),
   ];
-  const projects = Object.entries(config.projects).map(([name, { dsn }]) => {
+  const projects = Object.entries(config.projects).map(([name, { dsn, rateLimit }]) => {
     const parsed = parseDsn(dsn);
-    return parsed.ok
+    const shown = parsed.ok
       ? { name, dsn: redactDsn(parsed.dsn), envelopeUrl: redactedEnvelopeUrl(parsed.dsn) }
       : { name, dsn: '(invalid)', envelopeUrl: '(invalid)' };
+    return rateLimit ? { ...shown, rateLimit } : shown;
   });
   const settings: Record<string, unknown> = {};
   for (const [section, value] of Object.entries(config)) {
@@ -58,7 +59,10 @@ export function formatSummary(summary: ConfigSummary): string[] {
   const width = Math.max(...summary.routes.map((route) => route.method.length + 1 + route.path.length));
   for (const route of summary.routes) lines.push(`  ${`${route.method} ${route.path}`.padEnd(width)}  ${route.what}`);
   lines.push('projects');
-  for (const project of summary.projects) lines.push(`  ${project.name} → ${project.envelopeUrl}`);
+  for (const project of summary.projects) {
+    const budget = project.rateLimit ? `  (at most ${project.rateLimit.max} envelopes per ${formatDuration(project.rateLimit.windowMs)})` : '';
+    lines.push(`  ${project.name} → ${project.envelopeUrl}${budget}`);
+  }
   const flat = flatten(summary.settings);
   const keyWidth = Math.max(0, ...flat.map(([key]) => key.length));
   if (flat.length > 0) lines.push('settings');

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../src/config.js';
 import { envelope, errorEnvelope, eventId } from './helpers/envelopes.js';
 import { FakeSentry } from './helpers/fake-sentry.js';
-import { logLines, waitForLog } from './helpers/log-lines.js';
+import { waitForLog } from './helpers/log-lines.js';
 import { RedisServer, findRedisServer } from './helpers/redis.js';
 import { type TestTunnel, startTestTunnel } from './helpers/tunnel.js';
 
@@ -63,7 +63,7 @@ describe('Redis unreachable from the start', () => {
     });
     const statuses = await burst([t], '10.9.0.1', 5);
     expect(statuses.sort()).toEqual([200, 200, 200, 429, 429]);
-    expect(logLines(t).filter(isOutageLine)).toHaveLength(1);
+    expect(t.logs().filter(isOutageLine)).toHaveLength(1);
     expect(t.rawLogs()).not.toContain('secret');
   });
 });
@@ -115,7 +115,7 @@ describe.skipIf(!redisBinary)('replicas sharing one Redis', () => {
     // Local limits still hold while Redis is away: 100 per replica here.
     const alone = await burst([replicas[0] as TestTunnel], '10.2.0.3', 105);
     expect(count(alone, 429)).toBe(5);
-    for (const replica of replicas) expect(logLines(replica).filter(isOutageLine)).toHaveLength(1);
+    for (const replica of replicas) expect(replica.logs().filter(isOutageLine)).toHaveLength(1);
 
     await redis.restart();
     for (const replica of replicas) expect(await waitForLog(replica, isBackLine, 8_000)).toHaveLength(1);

@@ -1,12 +1,16 @@
 // Rate limiting end to end in one tunnel process: per-client and per-project budgets, Sentry's
 // announced limits honoured per data category, and the upstream queue bound (503 overloaded).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ConfigInput } from '../src/config.js';
 import { ConfigError, validateConfig } from '../src/load-config.js';
 import { envelope, errorEnvelope, eventId } from './helpers/envelopes.js';
 import { FakeSentry } from './helpers/fake-sentry.js';
-import { type LogLine, logLines, waitForLog } from './helpers/log-lines.js';
+import { type LogLine, waitForLog } from './helpers/log-lines.js';
+import { runCli } from './helpers/spawn-cli.js';
 import { type TestTunnel, startTestTunnel } from './helpers/tunnel.js';
 
 let sentry: FakeSentry;
@@ -112,7 +116,7 @@ describe("Sentry's rate limits", () => {
     const transaction = await t.post(transactionEnvelope(sentry.dsn()));
     expect(transaction.status).toBe(200);
     expect(sentry.requests).toHaveLength(2);
-    expect(logLines(t).some((line) => String(line.msg).startsWith('Sentry announced rate limits'))).toBe(true);
+    expect(t.logs().some((line) => String(line.msg).startsWith('Sentry announced rate limits'))).toBe(true);
   });
 
   it('lets errors flow again once a short limit ends', async () => {
@@ -221,5 +225,27 @@ describe('configuration', () => {
       expect.arrayContaining(['projects.web.rateLimit.max', 'rateLimit.maxConcurrent', 'rateLimit.redis.url']),
     );
     expect(problems.some((path) => path.startsWith('rateLimit.perClient'))).toBe(true);
+  });
+
+  it('check-config shows the budgets and the Redis URL, never its password', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sentry-tunnel-rl-'));
+    try {
+      const file = join(dir, 'sentry-tunnel.config.json');
+      await writeFile(
+        file,
+        JSON.stringify({
+          projects: { web: { dsn: 'https://abc@o1.ingest.sentry.io/2', rateLimit: { max: 50, windowMs: 10_000 } } },
+          rateLimit: { perClient: false, maxConcurrent: 8, maxQueued: 16, redis: { url: 'redis://:hunter2@10.0.0.5:6380/1' } },
+        }),
+      );
+      const run = runCli(['check-config', '--config', file]);
+      expect(await run.exited()).toBe(0);
+      expect(run.stdout()).toMatch(/web → \S+ {2}\(at most 50 envelopes per 10 s\)/);
+      expect(run.stdout()).toMatch(/rateLimit\.perClient +false/);
+      expect(run.stdout()).toMatch(/rateLimit\.redis\.url +"redis:\/\/:REDACTED@10\.0\.0\.5:6380\/1"/);
+      expect(run.stdout() + run.stderr()).not.toContain('hunter2');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
