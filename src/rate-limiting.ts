@@ -119,15 +119,15 @@ export class RateLimiting {
   /**
    * The envelope's item types, read only while the project has a Sentry limit. Streamed (large) bodies
    * are not read ahead: undefined lets them through, and Sentry, which enforces its own limits,
-   * answers them.
+   * answers them. With processing rules the body is read and decoded whole anyway.
    */
   async #itemTypes(head: EnvelopeHead, encoding: ContentEncoding): Promise<string[] | undefined> {
     if (!Buffer.isBuffer(head.body)) return undefined;
     try {
-      const decoded = await decodeBody(head.body, encoding, this.#maxDecodedBytes);
+      const decoded = head.decoded ?? (await decodeBody(head.body, encoding, this.#maxDecodedBytes));
       return parseEnvelope(decoded).items.map((item) => item.type);
     } catch {
-      // A malformed envelope is forwarded as it would be without a limit: Sentry judges it.
+      // A malformed envelope is judged as it would be without a limit (forwarded, or refused by processing).
       return undefined;
     }
   }
