@@ -109,7 +109,9 @@ export class RateLimiting {
     const verdict = await this.#sentry.judge(limits, () => this.#itemTypes(head, encoding));
     if (!verdict.limited) return;
     const what = verdict.categories ? verdict.categories.join(', ') : 'all';
-    throw refuse(record, verdict.categories ? { reason: 'sentry', category: verdict.categories.join(';') } : { reason: 'sentry' }, verdict.retryAfterMs, {
+    // One category per refusal (the first item's, usually the event) keeps the metric's labels few.
+    const category = verdict.categories?.[0];
+    throw refuse(record, category === undefined ? { reason: 'sentry' } : { reason: 'sentry', category }, verdict.retryAfterMs, {
       message: `Sentry is rate-limiting ${what} data of project "${project.name}"; the tunnel holds it back until the limit ends.`,
       // The SDK reads this (not Retry-After) to back off per category, exactly as if Sentry had answered.
       headers: { 'x-sentry-rate-limits': formatRateLimits(limits, Date.now()) },

@@ -53,7 +53,7 @@ export function formatRateLimits(limits: RateLimits, now: number): string {
 export interface Verdict {
   /** Every item (or everything) is limited: answer 429 locally. */
   readonly limited: boolean;
-  /** The limited categories, sorted; undefined when everything is limited ("all"). */
+  /** The limited categories in the order of the envelope's items; undefined when everything is limited ("all"). */
   readonly categories?: readonly string[];
   readonly retryAfterMs: number;
 }
@@ -130,7 +130,7 @@ export class SentryLimitCache {
       // The envelope is welcome again only once its last limit ends (Relay answers with the longest, too).
       retryAfterMs = Math.max(retryAfterMs, core.disabledUntil(limits, category) - now);
     }
-    return { limited: true, categories: [...categories].sort(), retryAfterMs };
+    return { limited: true, categories: [...categories], retryAfterMs };
   }
 }
 

@@ -72,6 +72,8 @@ describe('per-client budget', () => {
 
     const other = await t.post(errorEnvelope(sentry.dsn()), from('198.51.100.1'));
     expect(other.status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${t.address.port}/metrics`)).text();
+    expect(metrics).toMatch(/^sentry_tunnel_rate_limited_total\{reason="client",category=""\} 2$/m);
   });
 
   it('perClient: false turns the budget off', async () => {
@@ -112,6 +114,8 @@ describe("Sentry's rate limits", () => {
     expect(refused.headers.get('access-control-expose-headers')).toMatch(/X-Sentry-Rate-Limits/i);
     expect(sentry.requests).toHaveLength(1);
     expect((await requestLog(t, 429)).at(-1)).toMatchObject({ outcome: 'rate_limited', rateLimit: { reason: 'sentry', category: 'error' } });
+    const metrics = await (await fetch(`http://127.0.0.1:${t.address.port}/metrics`)).text();
+    expect(metrics).toMatch(/^sentry_tunnel_rate_limited_total\{reason="sentry",category="error"\} 1$/m);
 
     const transaction = await t.post(transactionEnvelope(sentry.dsn()));
     expect(transaction.status).toBe(200);

@@ -100,7 +100,7 @@ describe('judging an envelope by its items', () => {
     expect((await cache.judge(limits, types('event', 'client_report'))).limited).toBe(false);
     const verdict = await cache.judge(limits, types('event', 'attachment'));
     expect(verdict.limited).toBe(true);
-    expect(verdict.categories).toEqual(['attachment', 'error']);
+    expect(verdict.categories).toEqual(['error', 'attachment']);
     expect(verdict.retryAfterMs).toBeGreaterThan(59_000);
   });
 
