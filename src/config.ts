@@ -24,7 +24,7 @@ const cidr = z.string().refine(isCidr, {
 
 /** A fixed-window request budget: at most `max` envelopes per `windowMs`. */
 const windowLimit = z.strictObject({
-  max: z.int().min(1, { error: 'must be a whole number ≥ 1' }).describe('Requests allowed per window.'),
+  max: z.int().min(1, { error: 'must be a whole number ≥ 1' }).describe('Envelopes allowed per window.'),
   windowMs: z
     .int()
     .min(1_000, { error: 'must be at least 1000 ms (Retry-After is given in whole seconds)' })
