@@ -164,7 +164,7 @@ export const configSchema = z
     rateLimit: z
       .strictObject({
         perClient: z
-          .union([windowLimit, z.literal(false)], { error: 'must be { "max": N, "windowMs": ms } or false' })
+          .union([windowLimit, z.literal(false)])
           .default({ max: 300, windowMs: 60_000 })
           .describe('Envelopes one client address may send per window; false: no per-client limit.'),
         maxConcurrent: z.int().min(1).default(100).describe('Requests to Sentry in flight at once (per tunnel process).'),

@@ -128,7 +128,12 @@ describe('check-config on a valid configuration', () => {
     expect(report.errors).toEqual([]);
     expect(report.summary.listen).toEqual({ host: '127.0.0.1', port: 8080, path: '/tunnel', url: 'http://127.0.0.1:8080/tunnel' });
     expect(report.summary.projects).toEqual([
-      { name: 'web', dsn: 'https://0123…@o1.ingest.sentry.io/2', envelopeUrl: 'https://o1.ingest.sentry.io/api/2/envelope/?sentry_version=7&sentry_key=REDACTED' },
+      {
+        name: 'web',
+        dsn: 'https://0123…@o1.ingest.sentry.io/2',
+        envelopeUrl: 'https://o1.ingest.sentry.io/api/2/envelope/?sentry_version=7&sentry_key=REDACTED',
+        rateLimit: { max: 3000, windowMs: 60000 },
+      },
     ]);
     expect(report.summary.settings.limits.maxEnvelopeBytes).toBe(20971520);
     expect(result.stdout).not.toContain('0123456789abcdef');

@@ -20,7 +20,7 @@ describe('closest', () => {
 describe('schema lookups', () => {
   it('knows the keys of a section and of a project', () => {
     expect(keysAt(['limits'])).toEqual(['maxEnvelopeBytes', 'maxDecodedBytes', 'maxHeaderLineBytes']);
-    expect(keysAt(['projects', 'web'])).toEqual(['dsn']);
+    expect(keysAt(['projects', 'web'])).toEqual(['dsn', 'rateLimit']);
     expect(keysAt(['nope'])).toEqual([]);
   });
 

@@ -229,9 +229,7 @@ describe('configuration', () => {
       expect.arrayContaining(['projects.web.rateLimit.max', 'rateLimit.maxConcurrent', 'rateLimit.redis.url']),
     );
     expect(problems.some((path) => path.startsWith('rateLimit.perClient'))).toBe(true);
-    expect(() => validateConfig({ projects: { web: { dsn: sentry.dsn() } }, rateLimit: { perClient: true } })).toThrow(
-      'rateLimit.perClient: must be { "max": N, "windowMs": ms } or false',
-    );
+    expect(() => validateConfig({ projects: { web: { dsn: sentry.dsn() } }, rateLimit: { perClient: true } })).toThrow(/rateLimit\.perClient: true is not allowed/);
   });
 
   it('check-config shows the budgets and the Redis URL, never its password', async () => {

@@ -188,7 +188,9 @@ describe('send-test diagnoses', () => {
 
   it('429 from Sentry: how long, which scope, and that the tunnel only passed it on', async () => {
     sentry.reply = { status: 429, headers: { 'retry-after': '60', 'x-sentry-rate-limits': '60:error;transaction:organization:usage_exceeded' }, body: '' };
-    const result = await viaTunnel();
+    // A tunnel of its own: a tunnel honours the limit afterwards, which would answer the later tests' events.
+    const limited = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } } });
+    const result = await viaTunnel(limited).finally(() => limited.shutdown());
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/✘ Sentry's answer +429/);
     expect(result.stdout).toContain('Problem: Sentry rate-limited this project for 60 s: error, transaction (scope organization, reason usage_exceeded)');
