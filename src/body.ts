@@ -150,7 +150,7 @@ class BodyReader {
     this.#headerParts.push(part);
     this.#headerBytes += part.length;
     if (this.#headerBytes > this.limits.maxHeaderLineBytes) return this.#fail(new TunnelError('header_too_large'));
-    if (newline !== -1) this.#headerLine = Buffer.concat(this.#headerParts, this.#headerBytes);
+    if (newline !== -1) this.#headerLine = joined(this.#headerParts, this.#headerBytes);
     if (this.#stream === undefined) this.#tryResolve();
   }
 
@@ -178,7 +178,7 @@ class BodyReader {
     const decodedAll = this.#ended && (!this.#decoder || this.#decoderEnded);
     if (decodedAll && !this.#headerLine) {
       if (this.#decodedBytes === 0) return this.#fail(new TunnelError('empty_body'));
-      this.#headerLine = Buffer.concat(this.#headerParts, this.#headerBytes);
+      this.#headerLine = joined(this.#headerParts, this.#headerBytes);
     }
     if (!this.#headerLine) return;
     if (!decodedAll && (this.whole || this.#bufferedBytes < BUFFERED_BODY_BYTES)) return;
@@ -191,8 +191,8 @@ class BodyReader {
     const failure = () => this.#failure;
     if (decodedAll) {
       this.#detach();
-      const body = Buffer.concat(this.#chunks, this.#bufferedBytes);
-      const decoded = this.whole ? (this.#decodedChunks ? Buffer.concat(this.#decodedChunks, this.#decodedBytes) : body) : undefined;
+      const body = joined(this.#chunks, this.#bufferedBytes);
+      const decoded = this.whole ? (this.#decodedChunks ? joined(this.#decodedChunks, this.#decodedBytes) : body) : undefined;
       this.#decodedChunks = undefined;
       resolve({ header, body, wireBytes, failure, decoded });
     } else {
@@ -237,6 +237,11 @@ class BodyReader {
     this.#fail(error);
     return this.#failure ?? error;
   }
+}
+
+/** One buffer of all `parts`; a body that arrived in one chunk (the usual small envelope) is not copied. */
+function joined(parts: readonly Buffer[], length: number): Buffer {
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
 }
 
 function createDecoder(encoding: ContentEncoding): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined {
