@@ -128,6 +128,8 @@ http {
   uwsgi_temp_path ${temp}/uwsgi;
   scgi_temp_path ${temp}/scgi;
   client_max_body_size 64m;
+  # Like sentry-tunnel (which buffers bodies up to 256 KiB): keep small bodies in memory, not in temp files.
+  client_body_buffer_size 256k;
   upstream sentry {
     server 127.0.0.1:${upstream.port};
     keepalive 128;

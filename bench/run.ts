@@ -131,9 +131,14 @@ function upstreamVerdict(samples: readonly ThroughputSample[]): string {
     const busiest = peers.reduce((max, s) => Math.max(max, s.upstreamElu), 0);
     const fastest = peers.reduce((max, s) => (s.load.rps > max.load.rps ? s : max));
     const ceiling = mine.find((s) => s.peer === 'upstream alone')?.load.rps ?? Number.NaN;
-    const notBottleneck = busiest < 0.8 && ceiling > fastest.load.rps * 1.2;
+    // A peer that got within 80 % of what the fake answers alone may have been held back by it.
+    const near = [...new Set(peers.filter((s) => s.load.rps > ceiling * 0.8).map((s) => s.peer))];
+    const verdict =
+      near.length === 0
+        ? 'not the bottleneck.'
+        : `**${near.join(', ')} came within 80 % of that: read ${near.length > 1 ? 'their' : 'its'} figures as lower bounds**; the other peers stayed well below it.`;
     lines.push(
-      `- ${envelope}: at most ${Math.round(busiest * 100)} % event-loop utilisation while serving a peer; loaded directly it answered ${Math.round(ceiling).toLocaleString('en-US')} req/s, the fastest peer (${fastest.peer}) ${Math.round(fastest.load.rps).toLocaleString('en-US')} req/s — ${notBottleneck ? 'not the bottleneck.' : '**it may have been the bottleneck: read the fastest peers\' figures as lower bounds.**'}`,
+      `- ${envelope}: at most ${Math.round(busiest * 100)} % event-loop utilisation while serving a peer; loaded directly it answered ${Math.round(ceiling).toLocaleString('en-US')} req/s, the fastest peer (${fastest.peer}) ${Math.round(fastest.load.rps).toLocaleString('en-US')} req/s — ${verdict}`,
     );
   }
   return lines.join('\n');
