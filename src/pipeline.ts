@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { type EnvelopeHead, parseContentEncoding, readEnvelopeHead } from './body.js';
+import { type BodyLimits, type EnvelopeHead, parseContentEncoding, readEnvelopeHead } from './body.js';
 import { envelopeEventId } from './envelope.js';
 import type { ClientIpResolver } from './client-ip.js';
 import type { Config } from './config.js';
@@ -120,6 +120,7 @@ export function createRequestHandler(ctx: TunnelContext, metricsOnly?: MetricsEn
   const tunnelPath = ctx.config.server.path;
   const namedPrefix = `${tunnelPath}/`;
   const metrics = metricsOnly ?? ctx.metricsEndpoint;
+  const bodyLimits: BodyLimits = { ...ctx.config.limits, requestTimeoutMs: ctx.config.server.requestTimeoutMs };
 
   return (req, res) => {
     const started = performance.now();
@@ -145,9 +146,9 @@ export function createRequestHandler(ctx: TunnelContext, metricsOnly?: MetricsEn
     } else if (metricsOnly) {
       handled = Promise.reject(new TunnelError('not_found'));
     } else if (path === tunnelPath || path === namedPrefix) {
-      handled = handleTunnel(ctx, exchange, undefined);
+      handled = handleTunnel(ctx, exchange, bodyLimits, undefined);
     } else if (path.startsWith(namedPrefix) && !path.includes('/', namedPrefix.length)) {
-      handled = handleTunnel(ctx, exchange, decodeName(path.slice(namedPrefix.length)));
+      handled = handleTunnel(ctx, exchange, bodyLimits, decodeName(path.slice(namedPrefix.length)));
     } else if (path === '/healthz' || path === '/readyz') {
       traffic = false;
       handled = handleHealth(ctx, exchange, path);
@@ -166,7 +167,7 @@ export function createRequestHandler(ctx: TunnelContext, metricsOnly?: MetricsEn
   };
 }
 
-async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName: string | undefined): Promise<void> {
+async function handleTunnel(ctx: TunnelContext, exchange: Exchange, limits: BodyLimits, projectName: string | undefined): Promise<void> {
   const { req, record } = exchange;
   if (req.method === 'OPTIONS') {
     const preflight = ctx.cors.preflight(req);
@@ -186,23 +187,24 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
     record.project = named.name;
   }
 
-  await ctx.rateLimiting.checkClient(ctx.clientIp(req), record);
+  // Derived once: the rate limit, X-Forwarded-For and enrichment all use it.
+  const clientIp = ctx.clientIp(req);
+  await ctx.rateLimiting.checkClient(clientIp, record);
 
-  const { limits } = ctx.config;
   const encoding = parseContentEncoding(req.headers['content-encoding']);
   const declaredLength = req.headers['content-length'];
   if (declaredLength !== undefined && Number(declaredLength) > limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
 
-  const head = await readEnvelopeHead(req, encoding, { ...limits, requestTimeoutMs: ctx.config.server.requestTimeoutMs }, { whole: ctx.processor !== undefined });
+  const head = await readEnvelopeHead(req, encoding, limits, { whole: ctx.processor !== undefined });
   record.bytesIn = head.wireBytes();
   try {
     const project = resolveProject(ctx, head, named);
     record.project = project.name;
     await ctx.rateLimiting.checkProject(project, head, encoding, record);
-    let headers = upstreamHeaders(ctx, req, encoding !== 'identity');
+    const headers = upstreamHeaders(ctx, req, clientIp, encoding !== 'identity');
     let body = head.body;
     if (ctx.processor && head.decoded) {
-      const processed = processEnvelope(ctx, exchange, ctx.processor, head.decoded);
+      const processed = processEnvelope(exchange, ctx.processor, clientIp, head.decoded);
       if (processed === 'filtered') {
         record.outcome = 'filtered';
         return send(ctx, exchange, 200, { 'content-type': JSON_CONTENT_TYPE, ...cors.headers }, filteredBody(head.header));
@@ -212,7 +214,7 @@ async function handleTunnel(ctx: TunnelContext, exchange: Exchange, projectName:
         // tunnel→Sentry hop (bench/processing.mjs measures both).
         body = processed;
         delete headers['content-encoding'];
-        headers = { ...headers, 'content-length': String(processed.length) };
+        headers['content-length'] = String(processed.length);
       }
     }
     const reply = await ctx
@@ -254,9 +256,9 @@ function resolveProject(ctx: TunnelContext, head: EnvelopeHead, named: Project |
  * Applies filters and enrichment to the decoded envelope: the new body when it changed, 'filtered'
  * when no item is left, undefined when the original bytes go on. Throws malformed_envelope.
  */
-function processEnvelope(ctx: TunnelContext, exchange: Exchange, processor: Processor, decoded: Buffer): Buffer | 'filtered' | undefined {
+function processEnvelope(exchange: Exchange, processor: Processor, clientIp: string, decoded: Buffer): Buffer | 'filtered' | undefined {
   const { req, record } = exchange;
-  const result = processor.process(decoded, { ip: () => ctx.clientIp(req), userAgent: req.headers['user-agent'] });
+  const result = processor.process(decoded, { ip: () => clientIp, userAgent: req.headers['user-agent'] });
   if (result.dropped.length > 0) record.dropped = result.dropped.map(({ reason, type }) => ({ reason, type }));
   if (result.kind === 'emptied') return 'filtered';
   return result.kind === 'changed' ? result.body : undefined;
@@ -268,7 +270,7 @@ function filteredBody(header: Readonly<Record<string, unknown>>): string {
   return id === undefined ? '{}' : JSON.stringify({ id });
 }
 
-function upstreamHeaders(ctx: TunnelContext, req: IncomingMessage, encoded: boolean): Record<string, string> {
+function upstreamHeaders(ctx: TunnelContext, req: IncomingMessage, clientIp: string, encoded: boolean): Record<string, string> {
   const incoming = req.headers;
   const headers: Record<string, string> = { 'content-type': incoming['content-type'] || ENVELOPE_CONTENT_TYPE };
   if (encoded) headers['content-encoding'] = incoming['content-encoding'] as string;
@@ -284,7 +286,7 @@ function upstreamHeaders(ctx: TunnelContext, req: IncomingMessage, encoded: bool
       if (typeof value === 'string') headers[name] = value;
     }
   }
-  if (ctx.config.upstream.forwardClientIp) headers['x-forwarded-for'] = ctx.clientIp(req);
+  if (ctx.config.upstream.forwardClientIp) headers['x-forwarded-for'] = clientIp;
   return headers;
 }
 
