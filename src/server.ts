@@ -70,12 +70,17 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   if (options.wrapForward) forward = options.wrapForward(forward);
   // Spooling is the outermost wrapper: it sees the final word of everything inside, and its drainer re-sends through all of it.
   let spooling: Spooling | undefined;
+  /** Releases what start-up has opened so far, when a later step fails. */
+  const abandon = async () => {
+    await spooling?.stop();
+    await upstream.destroy();
+    await rateLimiting.close();
+  };
   if (config.spool.dir !== undefined) {
     try {
       spooling = await startSpooling({ ...config.spool, dir: resolve(config.spool.dir) }, forward, projects, logger);
     } catch (error) {
-      await upstream.destroy();
-      await rateLimiting.close();
+      await abandon();
       throw new StartupError(error instanceof Error ? error.message : String(error), { cause: error });
     }
   }
@@ -121,9 +126,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   try {
     await listen(server, config.server.host, config.server.port, '--port');
   } catch (error) {
-    await spooling?.stop();
-    await upstream.destroy();
-    await rateLimiting.close();
+    await abandon();
     throw error;
   }
   const address = server.address() as AddressInfo;
@@ -135,9 +138,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     metricsServer.on('clientError', (_error, socket) => socket.destroy());
     await listen(metricsServer, config.server.host, config.metrics.port, 'metrics.port').catch(async (error: unknown) => {
       await new Promise((resolve) => server.close(resolve));
-      await spooling?.stop();
-      await upstream.destroy();
-      await rateLimiting.close();
+      await abandon();
       throw error;
     });
     metricsUrl = `${origin(metricsServer.address() as AddressInfo)}${config.metrics.path}`;
