@@ -2,7 +2,6 @@
 // events built with @sentry/core (loaded only when configured; @sentry/node costs >1 s of start-up),
 // sent straight to Sentry with the tunnel's own upstream client — never through the tunnel's pipeline —
 // at most `maxEventsPerMinute`, and not at all while Sentry says this project is rate-limited.
-import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Event, Exception, RateLimits, StackParser } from '@sentry/core';
 import type { Config } from './config.js';
@@ -11,8 +10,8 @@ import type { Logger } from './logger.js';
 import type { SelfMonitoringOutcome } from './metrics.js';
 import type { RequestRecord } from './pipeline.js';
 import type { Forward } from './upstream.js';
+import { version } from './version.js';
 
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
 /** Not a configured project: self-monitoring events go straight to their own DSN. */
 const SELF_MONITORING_PROJECT = '(self-monitoring)';
 const SDK = { name: 'sentry-tunnel', version };

@@ -1,7 +1,6 @@
 // `sentry-tunnel send-test`: send a real SDK-shaped event through a running tunnel (or, with --direct,
 // straight to Sentry) the way a browser does, show each step, and on failure say why and what to do.
 // Exit 0 Sentry accepted the event, 1 it did not, 2 usage error (bad flags, no usable configuration).
-import { createRequire } from 'node:module';
 import { Agent, request } from 'undici';
 import { parseDsn, redactDsn } from './dsn.js';
 import { ConfigError, type LoadedConfig, loadConfig } from './load-config.js';
@@ -16,8 +15,7 @@ import {
   tunnelCode,
 } from './send-test-diagnosis.js';
 import { TEST_TAG, buildTestEnvelope } from './test-event.js';
-
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+import { version } from './version.js';
 
 export interface SendTestOptions {
   config?: string;

@@ -1,9 +1,7 @@
 // The event send-test sends, built with @sentry/core's own envelope and DSN helpers so the bytes are
 // exactly what a Sentry SDK posts. @sentry/core is imported here only: it costs ~150 ms to load,
 // which no other command should pay.
-import { createRequire } from 'node:module';
-
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+import { version } from './version.js';
 
 export const TEST_TAG = 'sentry_tunnel.test';
 export const SDK_INFO = { name: 'sentry-tunnel.send-test', version } as const;

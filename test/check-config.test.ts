@@ -220,6 +220,31 @@ describe('loads as serve does', () => {
     }
   });
 
+  // The CLI is bundled: cosmiconfig's loaders for YAML, JavaScript and package.json stay outside the
+  // bundle and load only when such a file is found, so each format is read here by the real CLI.
+  const formats: [string, string][] = [
+    ['.sentry-tunnelrc.yaml', `projects:\n  found:\n    dsn: "${DSN}"\n`],
+    ['.sentry-tunnelrc', `{ "projects": { "found": { "dsn": "${DSN}" } } }`],
+    ['sentry-tunnel.config.js', `export default { projects: { found: { dsn: '${DSN}' } } };\n`],
+    ['sentry-tunnel.config.cjs', `module.exports = { projects: { found: { dsn: '${DSN}' } } };\n`],
+    ['package.json', JSON.stringify({ name: 'app', type: 'module', 'sentry-tunnel': { projects: { found: { dsn: DSN } } } })],
+  ];
+
+  it.each(formats)('reads %s', async (name, content) => {
+    const project = tempDir();
+    try {
+      if (name !== 'package.json') project.write('package.json', { name: 'app', type: 'module' });
+      project.write(name, content);
+      const result = await runCli(['check-config'], { cwd: project.path });
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(`✔ configuration is valid: ${project.path}/${name}`);
+      expect(result.stdout).toContain('found → https://o1.ingest.sentry.io/api/2/');
+    } finally {
+      project.remove();
+    }
+  });
+
   it('runs from --dsn alone, with no file', async () => {
     const empty = tempDir();
     try {
