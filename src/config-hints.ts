@@ -1,6 +1,6 @@
 // Hints for configuration problems, read off the schema itself: the keys and values allowed at a path
 // ("did you mean …?"), and the option's own description when the message alone does not say enough.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { configSchema } from './config.js';
 
 type Schema = z.core.$ZodType;
@@ -66,7 +66,7 @@ export function keysAt(path: readonly PropertyKey[]): string[] {
   return [...keys];
 }
 
-/** The `.describe()` text of the option at `path`, from its outermost wrapper inwards. */
+/** The description of the option at `path` (`described()` in config.ts), from its outermost wrapper inwards. */
 export function descriptionAt(path: readonly PropertyKey[]): string | undefined {
   for (const schema of schemasAt(path)) {
     for (const layer of layers(schema)) {

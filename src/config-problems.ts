@@ -1,6 +1,6 @@
 // Zod issues as the problems a person reads: the path, what is wrong in plain words, and a hint taken
 // from the schema (did-you-mean, the option's description, or the hint a custom check carries).
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import { descriptionAt, invalidValueHint, unknownKeyHint } from './config-hints.js';
 
 export interface ConfigProblem {

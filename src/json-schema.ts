@@ -1,6 +1,6 @@
 // The configuration's JSON Schema for editors (autocomplete, unknown keys flagged), generated from the
 // same zod schema the code validates with; `npm run schema` writes it to sentry-tunnel.schema.json.
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { configSchema } from './config.js';
 
 export const SCHEMA_FILE = 'sentry-tunnel.schema.json';
