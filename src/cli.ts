@@ -29,9 +29,6 @@ export function createProgram(): Command {
     .option('--pretty', 'human-readable logs (log.format "pretty")')
     .addHelpText('after', '\nConfiguration is searched in the current directory (package.json "sentry-tunnel" key, .sentry-tunnelrc[.json|.yaml|.js], sentry-tunnel.config.{json,js,cjs,mjs}).\nFlags win over environment variables, which win over the file.')
     .action(async (options: ConfigFlags) => {
-      // The daemon's stack traces (error logs, self-monitoring events) name src/*.ts files and lines,
-      // not the bundle's: the maps of the modules loaded from here on are read (~10 ms).
-      process.setSourceMapsEnabled(true);
       const { serve } = await import('./serve.js');
       process.exitCode = await serve(options);
     });
