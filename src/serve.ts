@@ -28,6 +28,7 @@ export async function serve(flags: ConfigFlags): Promise<number> {
     }
     throw error;
   }
+  logger.flush(); // the "listening" line, now: supervisors and scripts wait for it
 
   return new Promise<number>((resolve) => {
     let stopping = false;

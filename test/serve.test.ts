@@ -37,6 +37,22 @@ describe('sentry-tunnel serve', () => {
     expect(cli.stdout()).toContain('"msg":"stopped"');
   });
 
+  it('writes a lone request line within the flush interval: log batching never holds a line until exit', async () => {
+    const cli = runCli(['serve', '--dsn', sentry.dsn('7'), '--port', '0'], { cwd: emptyDir });
+    try {
+      const url = listeningUrl(await cli.waitForLine(/listening on/));
+      const res = await send({ url, body: errorEnvelope(sentry.dsn('7')) });
+      expect(res.status).toBe(200);
+      // One short line is far below the 4 KiB batch: only the periodic flush (200 ms) writes it.
+      const line = JSON.parse(await cli.waitForLine(/"msg":"request"/, 2_000)) as Record<string, unknown>;
+      expect(line).toMatchObject({ status: 200, outcome: 'forwarded', project: '7' });
+      expect(cli.child.exitCode).toBeNull();
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exited();
+    }
+  });
+
   it('reads the environment: SENTRY_TUNNEL_DSNS and SENTRY_TUNNEL_PORT', async () => {
     const cli = runCli(['serve'], { cwd: emptyDir, env: { SENTRY_TUNNEL_DSNS: sentry.dsn('8'), SENTRY_TUNNEL_PORT: '0' } });
     const url = listeningUrl(await cli.waitForLine(/listening on/));
