@@ -96,7 +96,10 @@ export function throughputTargets(samples: readonly ThroughputSample[]): Target[
   const vsExpress = roundRatios(samples, 'sentry-tunnel', 'express', (s) => s.load.rps);
   const p99 = roundRatios(samples, 'sentry-tunnel', 'pass-through', (s) => s.load.p99Ms);
   if (vsFloor.length) targets.push({ figure: '2 KB req/s vs pass-through', target: '≥ 0.9 ×', measured: `${fmt(median(vsFloor), 2)} ×`, holds: median(vsFloor) >= 0.9 });
-  if (vsExpress.length) targets.push({ figure: '2 KB req/s vs Express', target: '≥ 10 ×', measured: `${fmt(median(vsExpress), 1)} ×`, holds: median(vsExpress) >= 10 });
+  // No Node tunnel can be faster than the pass-through, so its own ratio to Express bounds this one.
+  const floorVsExpress = roundRatios(samples, 'pass-through', 'express', (s) => s.load.rps);
+  const bound = floorVsExpress.length ? ` (pass-through itself: ${fmt(median(floorVsExpress), 1)} ×)` : '';
+  if (vsExpress.length) targets.push({ figure: '2 KB req/s vs Express', target: '≥ 10 ×', measured: `${fmt(median(vsExpress), 1)} ×${bound}`, holds: median(vsExpress) >= 10 });
   if (p99.length) targets.push({ figure: '2 KB p99 vs pass-through', target: '≤ 1.3 ×', measured: `${fmt(median(p99), 2)} ×`, holds: median(p99) <= 1.3 });
   return targets;
 }
