@@ -35,6 +35,12 @@ const dsnString = z.string().check(
 const positiveMs = (fallback: number) => z._default(z.int().check(z.minimum(1, { error: 'must be a whole number of milliseconds ≥ 1' })), fallback);
 const byteLimit = (fallback: number) => z._default(z.int().check(z.minimum(1, { error: 'must be a whole number of bytes ≥ 1' })), fallback);
 
+const port = z.int().check(
+  z.minimum(0, { error: 'port must be 1–65535 (0 picks a free port)' }),
+  z.maximum(65535, { error: 'port must be 1–65535' }),
+);
+const urlPath = z.string().check(z.regex(/^\/[\w\-./]*$/, { error: 'path must start with "/" and contain only letters, digits, "-", "_", ".", "/"' }));
+
 const cidr = z.string().check(
   z.refine(isCidr, {
     error: (issue) => `not a CIDR or IP address: "${String(issue.input)}"`,
@@ -115,21 +121,12 @@ export const configSchema = z
       z.strictObject({
         host: described(z._default(z.string().check(z.minLength(1)), '127.0.0.1'), 'Address to listen on; "0.0.0.0" or "::" for every interface.'),
         port: described(
-          z._default(
-            z.int().check(
-              z.minimum(0, { error: 'port must be 1–65535 (0 picks a free port)' }),
-              z.maximum(65535, { error: 'port must be 1–65535' }),
-            ),
-            8080,
-          ),
+          z._default(port, 8080),
           'Port to listen on; 0 picks a free port.',
         ),
         path: described(
           z._default(
-            z.string().check(
-              z.regex(/^\/[\w\-./]*$/, { error: 'path must start with "/" and contain only letters, digits, "-", "_", ".", "/"' }),
-              z.refine((value) => !['/healthz', '/readyz', '/metrics'].includes(value), { error: 'path collides with a built-in endpoint' }),
-            ),
+            urlPath.check(z.refine((value) => !['/healthz', '/readyz', '/metrics'].includes(value), { error: 'path collides with a built-in endpoint' })),
             '/tunnel',
           ),
           'URL path the SDK posts envelopes to; {path}/{project} selects one project.',
@@ -236,22 +233,11 @@ export const configSchema = z
       z.strictObject({
         enabled: described(z._default(z.boolean(), true), 'Serve Prometheus metrics.'),
         path: described(
-          z._default(
-            z.string().check(z.regex(/^\/[\w\-./]*$/, { error: 'path must start with "/" and contain only letters, digits, "-", "_", ".", "/"' })),
-            '/metrics',
-          ),
+          z._default(urlPath, '/metrics'),
           'URL path of the Prometheus exposition.',
         ),
         port: described(
-          z._default(
-            z.nullable(
-              z.int().check(
-                z.minimum(0, { error: 'port must be 1–65535 (0 picks a free port)' }),
-                z.maximum(65535, { error: 'port must be 1–65535' }),
-              ),
-            ),
-            null,
-          ),
+          z._default(z.nullable(port), null),
           'null: serve metrics on server.port; a port: serve them only there, on server.host.',
         ),
       }),
