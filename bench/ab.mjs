@@ -7,50 +7,63 @@
 //                         {"name":"pass-through","passthrough":true}]' [rounds=8] [seconds=4]
 //
 // Needs wrk (apt-get install wrk). The first variant is the baseline of the paired ratios.
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FakeUpstream } from './.build/upstream-control.js';
-import { freePort, CLI, tunnelConfig } from './.build/peers.js';
-import { startProcess, waitForPort, stopProcess, installCleanup } from './.build/processes.js';
+import { BROWSER_HEADERS, errorEnvelope } from './.build/envelopes.js';
 import { runLoad } from './.build/load.js';
-import { errorEnvelope, BROWSER_HEADERS } from './.build/envelopes.js';
+import { cpuSeconds } from './.build/memory.js';
+import { CLI, benchUpstream, freePort, startPeer, tunnelConfig } from './.build/peers.js';
+import { installCleanup, startProcess, stopProcess, waitForPort } from './.build/processes.js';
+import { median } from './.build/report.js';
+import { FakeUpstream } from './.build/upstream-control.js';
+
 installCleanup(30 * 60_000);
 const variants = JSON.parse(process.argv[2] ?? '[{"name":"default"},{"name":"pass-through","passthrough":true}]');
-const rounds = Number(process.argv[3] ?? 8), dur = Number(process.argv[4] ?? 4);
-const dir = mkdtempSync(join(tmpdir(), 'ab-'));
-const up = await FakeUpstream.start();
-const projectId = '1';
-const upstream = { port: up.port, projectId, dsn: `http://0123456789abcdef0123456789abcdef@127.0.0.1:${up.port}/${projectId}` };
-const env = errorEnvelope(upstream.dsn);
-const procs = [];
-for (const v of variants) {
+const rounds = Number(process.argv[3] ?? 8);
+const durationS = Number(process.argv[4] ?? 4);
+const dir = mkdtempSync(join(tmpdir(), 'sentry-tunnel-ab-'));
+const fake = await FakeUpstream.start();
+const upstream = benchUpstream(fake.port);
+const envelope = errorEnvelope(upstream.dsn);
+
+/** A variant: the bench's tunnel config with `config` merged into its sections, or the pass-through. */
+async function start(variant) {
+  if (variant.passthrough) {
+    const peer = await startPeer('pass-through', dir, upstream);
+    return { pid: peer.pids[0], url: peer.url, stop: () => peer.stop() };
+  }
   const port = await freePort();
-  const cfg = tunnelConfig(port, upstream);
-  for (const [k, val] of Object.entries(v.config ?? {})) cfg[k] = { ...(cfg[k] ?? {}), ...val };
-  const file = join(dir, `${v.name}.json`); writeFileSync(file, JSON.stringify(cfg));
-  const child = v.passthrough
-    ? startProcess(process.execPath, [join(import.meta.dirname, '.build', 'peers', 'passthrough.js'), String(port), `http://127.0.0.1:${up.port}/api/${projectId}/envelope/`], { stdio: 'ignore' })
-    : startProcess(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...(v.env ?? {}) } });
+  const config = tunnelConfig(port, upstream);
+  for (const [section, values] of Object.entries(variant.config ?? {})) config[section] = { ...config[section], ...values };
+  const file = join(dir, `${variant.name}.json`);
+  writeFileSync(file, JSON.stringify(config));
+  const child = startProcess(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } });
   await waitForPort(port, child);
-  procs.push({ ...v, child, url: `http://127.0.0.1:${port}/tunnel`, cpu: [], rps: [] });
+  return { pid: child.pid, url: `http://127.0.0.1:${port}/tunnel`, stop: () => stopProcess(child) };
 }
-const cpuOf = (pid) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return (Number(f[11]) + Number(f[12])) * 10_000; }; // µs
-const load = (p, d) => runLoad('wrk', { url: p.url, body: env.body, headers: BROWSER_HEADERS, connections: 50, durationS: d }, dir);
+
+const procs = [];
+for (const variant of variants) procs.push({ ...variant, ...(await start(variant)), cpu: [], rps: [] });
+const load = (p, seconds) => runLoad('wrk', { url: p.url, body: envelope.body, headers: BROWSER_HEADERS, connections: 50, durationS: seconds }, dir);
 for (const p of procs) await load(p, 8); // warm-up
-for (let r = 0; r < rounds; r++) {
-  const order = r % 2 ? [...procs].reverse() : procs;
-  for (const p of order) {
+for (let round = 0; round < rounds; round++) {
+  for (const p of round % 2 ? [...procs].reverse() : procs) {
     await load(p, 1);
-    const c0 = cpuOf(p.child.pid); const res = await load(p, dur); const c1 = cpuOf(p.child.pid);
-    p.cpu.push((c1 - c0) / res.requests); p.rps.push(res.rps);
+    const before = cpuSeconds(p.pid);
+    const result = await load(p, durationS);
+    p.cpu.push(((cpuSeconds(p.pid) - before) * 1e6) / result.requests);
+    p.rps.push(result.rps);
   }
 }
-const med = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
-const base = procs[0];
+const [base] = procs;
+const range = (values, digits) => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
 for (const p of procs) {
-  const ratios = p.cpu.map((c, i) => c / base.cpu[i]);
-  console.log(`${p.name.padEnd(16)} CPU µs/req median ${med(p.cpu).toFixed(0)} (${Math.min(...p.cpu).toFixed(0)}–${Math.max(...p.cpu).toFixed(0)})  rps ${med(p.rps).toFixed(0)}  ÷${base.name} paired median ${med(ratios).toFixed(3)} (${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)})`);
+  const ratios = p.cpu.map((cpu, i) => cpu / base.cpu[i]);
+  console.log(
+    `${p.name.padEnd(16)} CPU µs/req median ${median(p.cpu).toFixed(0)} (${range(p.cpu, 0)})  rps ${median(p.rps).toFixed(0)}  ` +
+      `÷${base.name} paired median ${median(ratios).toFixed(3)} (${range(ratios, 2)})`,
+  );
 }
-for (const p of procs) await stopProcess(p.child);
+for (const p of procs) await p.stop();
 process.exit(0);

@@ -24,6 +24,11 @@ export interface Upstream {
   readonly projectId: string;
 }
 
+/** The project every bench envelope is for, on the fake upstream listening on `port`. */
+export function benchUpstream(port: number): Upstream {
+  return { port, projectId: '2', dsn: `http://0123456789abcdef0123456789abcdef@127.0.0.1:${port}/2` };
+}
+
 export interface RunningPeer {
   readonly name: PeerName;
   /** Where envelopes are posted. */

@@ -9,7 +9,7 @@ import { type BigResult, runBig } from './big.js';
 import { type BenchEnvelope, attachmentEnvelope, errorEnvelope, transactionEnvelope } from './envelopes.js';
 import type { Loader } from './load.js';
 import { type BenchOptions, USAGE, parseOptions } from './options.js';
-import { MiB, type RunningPeer, type Upstream, hasBinary, startPeer } from './peers.js';
+import { MiB, type RunningPeer, benchUpstream, hasBinary, startPeer } from './peers.js';
 import { installCleanup, killAll } from './processes.js';
 import * as report from './report.js';
 import { runSoak } from './soak.js';
@@ -58,7 +58,7 @@ async function main(options: BenchOptions): Promise<number> {
   const peers: RunningPeer[] = [];
   try {
     const upstreamProcess = await FakeUpstream.start();
-    const upstream: Upstream = { port: upstreamProcess.port, projectId: '2', dsn: `http://0123456789abcdef0123456789abcdef@127.0.0.1:${upstreamProcess.port}/2` };
+    const upstream = benchUpstream(upstreamProcess.port);
     log(`sentry-tunnel bench: ${machine(loader, nginx)}`);
     log(`work directory ${workDir}; fake upstream on 127.0.0.1:${upstream.port}`);
     const small = errorEnvelope(upstream.dsn);
