@@ -1,13 +1,14 @@
 // Bundles the CLI (src/cli.ts) into dist/bundle/ for start-up time. Node 20's ESM loader pays for
-// every file it resolves and compiles: zod, undici, cosmiconfig and commander are ~300 files, which
-// cost more than the code in them. Bundled and tree-shaken, `check-config` and `serve` load a few
-// large files instead. Each command stays in its own chunk (`import()` splits), so `--version` still
-// loads only commander.
+// every file it resolves and compiles: zod, undici, cosmiconfig, commander and pino are hundreds of
+// files, which cost more than the code in them. Bundled and tree-shaken, `check-config` and `serve`
+// load a few large files instead. Each command stays in its own chunk (`import()` splits), so
+// `--version` still loads only commander.
 //
-// Only packages that bundle cleanly are inlined. The others stay ordinary imports from node_modules:
-// CommonJS packages whose `import()` namespace esbuild would change (prom-client, ioredis, pino,
-// bottleneck, @sentry/core, proxy-addr), and cosmiconfig's loaders for formats other than JSON,
-// which it requires only when such a file is found (typescript alone is 10 MB).
+// Only the packages in INLINED (and what they import) are bundled. The others stay ordinary imports
+// from node_modules: CommonJS packages the code loads with `import()`, whose namespace esbuild would
+// change (prom-client broke; ioredis, @sentry/core), pino-pretty (required on demand), and
+// cosmiconfig's loaders for formats other than JSON, which it requires only when such a file is
+// found (typescript alone is 10 MB).
 // The library entry point (dist/index.js) is tsc's output and is not affected.
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
