@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 export type { Logger };
 
 /** The longest a log line waits in the stdout buffer. */
-export const FLUSH_INTERVAL_MS = 200;
+const FLUSH_INTERVAL_MS = 200;
 
 const REDACT = ['dsn', '*.dsn', 'headers.authorization', 'headers.cookie', 'body'];
 const require = createRequire(import.meta.url);
