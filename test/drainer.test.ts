@@ -3,6 +3,7 @@ import type { ConfigInput } from '../src/config.js';
 import { errorEnvelope } from './helpers/envelopes.js';
 import { FakeSentry, type FakeReply, type RecordedRequest } from './helpers/fake-sentry.js';
 import { entryFiles, removeTempDirs, tempDir, waitFor } from './helpers/spool.js';
+import { waitForLog } from './helpers/log-lines.js';
 import { type TestTunnel, startTestTunnel } from './helpers/tunnel.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -84,7 +85,8 @@ describe('the drainer', () => {
     expect((await tunnel.post(errorEnvelope(fake.dsn()))).status).toBe(200);
     expect(await entryFiles(dir)).toHaveLength(1);
     await waitFor('the entry to expire', async () => (await entryFiles(dir)).length === 0);
-    const line = tunnel.logs().find((entry) => entry.msg === 'spool: envelope older than spool.maxAgeMs removed without delivery');
+    // The line is written once the unlink has settled, a moment after the file is gone.
+    const [line] = await waitForLog(tunnel, (entry) => entry.msg === 'spool: envelope older than spool.maxAgeMs removed without delivery');
     expect(line).toMatchObject({ level: 40, project: 'web', expired: 1 });
     expect(line?.ageMs as number).toBeGreaterThan(300);
     expect(tunnel.spool?.counters.expired).toBe(1);
