@@ -177,7 +177,7 @@ export function setAside(dir: string, name: string): Promise<void> {
  */
 export async function prepareDirectory(dir: string): Promise<{ release(): Promise<void>; previousOwner?: string }> {
   try {
-    await mkdir(dir, { recursive: true });
+    await makeDirectory(dir);
     const probe = join(dir, tempName());
     const handle = await open(probe, 'wx');
     await handle.write('probe');
@@ -186,7 +186,9 @@ export async function prepareDirectory(dir: string): Promise<{ release(): Promis
     await unlink(probe);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    throw new Error(`spool.dir ${dir} is not a writable directory (${code}: ${(error as Error).message})`);
+    const message = (error as Error).message;
+    // Node's fs errors already begin with their code ("ENOENT: no such file or directory, …").
+    throw new Error(`spool.dir ${dir} is not a writable directory (${message.startsWith(`${code}: `) ? message : `${code}: ${message}`})`);
   }
   const lock = join(dir, LOCK_NAME);
   const me = JSON.stringify({ pid: process.pid, hostname: hostname() });
@@ -207,6 +209,27 @@ export async function prepareDirectory(dir: string): Promise<{ release(): Promis
       if (current === me) await unlink(lock).catch(() => {});
     },
   };
+}
+
+/**
+ * `mkdir -p`, one level at a time. Node's `mkdir(dir, { recursive: true })` never settles (and keeps a
+ * thread-pool thread spinning) when the kernel answers ENOENT for a directory whose parent exists, as
+ * /proc and /sys do: serve would hang before listening, saying nothing. Here each level is tried at
+ * most twice, so such a directory fails with its ENOENT.
+ */
+async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw error;
+    await makeDirectory(parent);
+    await mkdir(dir).catch((again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST') throw again;
+    });
+  }
 }
 
 function parseLock(text: string): { pid: number; hostname: string } | undefined {

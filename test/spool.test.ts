@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -195,6 +195,25 @@ describe('spool start-up', () => {
     const started = startTestTunnel({ projects: { web: { dsn: fake.dsn() } }, spool: { dir: join(file, 'spool') } });
     await expect(started).rejects.toBeInstanceOf(StartupError);
     await expect(started).rejects.toThrow(/spool\.dir .* is not a writable directory \(ENOTDIR/);
+  });
+
+  it('fails fast with ENOENT for a spool.dir the kernel will not create (under /proc), instead of hanging', async () => {
+    const fake = await FakeSentry.start();
+    cleanups.push(() => fake.close());
+    const started = startTestTunnel({ projects: { web: { dsn: fake.dsn() } }, spool: { dir: '/proc/sentry-tunnel-test/spool' } });
+    await expect(started).rejects.toBeInstanceOf(StartupError);
+    await expect(started).rejects.toThrow(/spool\.dir \/proc\/sentry-tunnel-test\/spool is not a writable directory \(ENOENT: no such file or directory, mkdir '\/proc\/sentry-tunnel-test'\)$/);
+  }, 5_000);
+
+  it('creates every missing level of spool.dir', async () => {
+    const parent = await tempDir();
+    const dir = join(parent, 'a', 'b', 'spool');
+    const fake = await FakeSentry.start();
+    cleanups.push(() => fake.close());
+    const tunnel = await startTestTunnel({ projects: { web: { dsn: fake.dsn() } }, spool: { dir } });
+    cleanups.push(() => tunnel.shutdown());
+    expect((await stat(dir)).isDirectory()).toBe(true);
+    expect(tunnel.spool?.stats()).toEqual({ envelopes: 0, bytes: 0, full: false });
   });
 
   it('resumes what a previous run left, deletes half-written temp files and sets unreadable entries aside', async () => {
