@@ -13,7 +13,7 @@
 import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
 
-const INLINED = /^(zod|undici|commander|cosmiconfig|env-paths|pino|bottleneck|proxy-addr)(\/|$)/;
+const INLINED = /^(zod|undici|commander|cosmiconfig|env-paths|pino|bottleneck|proxy-addr|ipaddr\.js)(\/|$)/;
 const LAZY_LOADERS = /^(typescript|js-yaml|import-fresh)$/;
 
 const inlineOnly = {

@@ -1,7 +1,7 @@
-// The tunnel's own limits, on Bottleneck. A WindowLimiter gives each key (a client address, a project)
-// a budget per clock-aligned window, kept in a Bottleneck reservoir: in this process, or shared by
-// every replica through Bottleneck's ioredis clustering, falling back to this process whenever Redis
-// fails. An UpstreamGate bounds the requests in flight to Sentry and the requests waiting for them.
+// The tunnel's own limits. A WindowLimiter gives each key (a client address, a project) a budget per
+// clock-aligned window: counted in this process, or shared by every replica through Bottleneck's
+// ioredis clustering, falling back to this process whenever Redis fails. An UpstreamGate bounds the
+// requests in flight to Sentry and the requests waiting for them.
 import Bottleneck from 'bottleneck';
 import { TunnelError } from './errors.js';
 import type { RedisLink } from './redis.js';
@@ -15,15 +15,26 @@ export interface Admission {
 /** Shared keys outlive their window by this much, so replicas with slightly skewed clocks still find them. */
 const KEY_GRACE_MS = 5_000;
 
+/**
+ * Keys one limiter tracks per window. Past it, new keys share one budget (OVERFLOW_KEY), so memory
+ * stays bounded when clients spray addresses; the keys already seen keep theirs.
+ */
+export const MAX_KEYS_PER_WINDOW = 100_000;
+const OVERFLOW_KEY = '*';
+
 /** Bottleneck's reply when Redis lost a limiter's state (restart, eviction); Redis ≥ 7 prefixes it with "ERR ". */
 const STALE_LIMITER = /SETTINGS_KEY_NOT_FOUND|UNKNOWN_CLIENT/;
 
 /**
  * Fixed windows aligned to the clock (window n covers [n·windowMs, (n+1)·windowMs)), so every replica
- * agrees on the window and on Retry-After without asking anyone. One Bottleneck limiter per key and
- * window, whose reservoir starts at `max`; `incrementReservoir(-1)` takes one atomically (a Lua script
- * when shared), and a result below zero means the budget is spent. Limiters of a finished window are
- * discarded at once, so memory follows the keys seen in one window.
+ * agrees on the window and on Retry-After without asking anyone.
+ *
+ * In this process a key's budget is a counter in a Map, taken synchronously. (Bottleneck's in-process
+ * reservoir answered each take after a setTimeout(0), a millisecond of latency on every request, and
+ * cost ~5 KB per key.) Shared, each key is a Bottleneck limiter on Redis whose reservoir starts at
+ * `max`; `incrementReservoir(-1)` takes one atomically in a Lua script, and a result below zero means
+ * the budget is spent. Everything of a finished window is discarded at once, so memory follows the
+ * keys seen in one window, at most maxKeys of them.
  */
 export class WindowLimiter {
   readonly #id: string;
@@ -31,16 +42,30 @@ export class WindowLimiter {
   readonly #windowMs: number;
   readonly #shared: RedisLink | undefined;
   readonly #timeoutMs: number;
+  readonly #maxKeys: number;
+  readonly #onOverflow: (() => void) | undefined;
   #window = -1;
-  #local = new Map<string, Bottleneck>();
+  /** Every key seen this window, with what it took from this process's budget. */
+  #taken = new Map<string, number>();
   #remote = new Map<string, Bottleneck>();
 
-  constructor(options: { id: string; max: number; windowMs: number; shared?: RedisLink | undefined; timeoutMs?: number }) {
+  constructor(options: {
+    id: string;
+    max: number;
+    windowMs: number;
+    shared?: RedisLink | undefined;
+    timeoutMs?: number | undefined;
+    maxKeys?: number;
+    /** Called once per window, when the first key past maxKeys arrives. */
+    onOverflow?: () => void;
+  }) {
     this.#id = options.id;
     this.#max = options.max;
     this.#windowMs = options.windowMs;
     this.#shared = options.shared;
     this.#timeoutMs = options.timeoutMs ?? 1_000;
+    this.#maxKeys = options.maxKeys ?? MAX_KEYS_PER_WINDOW;
+    this.#onOverflow = options.onOverflow;
   }
 
   async take(key: string): Promise<Admission> {
@@ -48,8 +73,18 @@ export class WindowLimiter {
     const window = Math.floor(now / this.#windowMs);
     if (window > this.#window) this.#rotate(window);
     const retryAfterMs = (window + 1) * this.#windowMs - now;
-    const left = (await this.#takeShared(key, window)) ?? (await this.#limiter(this.#local, key, window, undefined).incrementReservoir(-1));
-    return { allowed: left >= 0, retryAfterMs };
+    if (!this.#taken.has(key)) {
+      if (this.#taken.size >= this.#maxKeys) {
+        if (!this.#taken.has(OVERFLOW_KEY)) this.#onOverflow?.();
+        key = OVERFLOW_KEY;
+      }
+      if (!this.#taken.has(key)) this.#taken.set(key, 0);
+    }
+    const left = this.#shared?.usable() ? await this.#takeShared(key, window) : undefined;
+    if (left !== undefined) return { allowed: left >= 0, retryAfterMs };
+    const taken = (this.#taken.get(key) ?? 0) + 1;
+    this.#taken.set(key, taken);
+    return { allowed: taken <= this.#max, retryAfterMs };
   }
 
   /** Forgets every shared limiter: after a reconnect Redis may have lost them, and fresh ones re-create their state. */
@@ -60,9 +95,8 @@ export class WindowLimiter {
   }
 
   close(): void {
-    retire(this.#local.values());
     retire(this.#remote.values());
-    this.#local = new Map();
+    this.#taken = new Map();
     this.#remote = new Map();
   }
 
@@ -71,13 +105,13 @@ export class WindowLimiter {
     const shared = this.#shared;
     if (!shared?.usable()) return undefined;
     for (let attempt = 1; attempt <= 2; attempt++) {
-      const limiter = this.#limiter(this.#remote, key, window, shared);
+      const limiter = this.#limiter(key, window, shared);
       try {
         const left = await withTimeout(limiter.incrementReservoir(-1), this.#timeoutMs);
         shared.succeeded();
         return left;
       } catch (error) {
-        this.#drop(this.#remote, key, limiter);
+        this.#drop(key, limiter);
         if (attempt === 1 && error instanceof Error && STALE_LIMITER.test(error.message)) continue;
         shared.failed(error);
         return undefined;
@@ -86,45 +120,39 @@ export class WindowLimiter {
     return undefined;
   }
 
-  #limiter(map: Map<string, Bottleneck>, key: string, window: number, shared: RedisLink | undefined): Bottleneck {
-    let limiter = map.get(key);
-    if (limiter) return limiter;
-    const options: Bottleneck.ConstructorOptions = { id: `${this.#id}:${window}:${key}`, reservoir: this.#max };
-    if (shared) {
-      const lifetime = this.#windowMs + KEY_GRACE_MS;
-      Object.assign(options, {
-        datastore: 'ioredis',
-        connection: shared.connection,
-        // Redis keys expire this long after their last use.
-        timeout: lifetime,
-        // Not in bottleneck.d.ts. A limiter lives one window and queues nothing, so it needs no
-        // heartbeat (one Redis call per limiter every 5 s by default) and must not be forgotten by Redis
-        // while its window lasts.
-        heartbeatInterval: lifetime,
-        clientTimeout: 2 * lifetime,
-      });
-    }
-    limiter = new Bottleneck(options);
-    const created = limiter;
+  #limiter(key: string, window: number, shared: RedisLink): Bottleneck {
+    const existing = this.#remote.get(key);
+    if (existing) return existing;
+    const lifetime = this.#windowMs + KEY_GRACE_MS;
+    const limiter = new Bottleneck({
+      id: `${this.#id}:${window}:${key}`,
+      reservoir: this.#max,
+      datastore: 'ioredis',
+      connection: shared.connection,
+      // Redis keys expire this long after their last use.
+      timeout: lifetime,
+      // Not in bottleneck.d.ts. A limiter lives one window and queues nothing, so it needs no
+      // heartbeat (one Redis call per limiter every 5 s by default) and must not be forgotten by Redis
+      // while its window lasts.
+      ...{ heartbeatInterval: lifetime, clientTimeout: 2 * lifetime },
+    });
     // Errors outside a call (heartbeats, pub/sub): a fresh limiter is made on the next call.
-    created.on('error', () => this.#drop(map, key, created));
-    map.set(key, created);
-    return created;
+    limiter.on('error', () => this.#drop(key, limiter));
+    this.#remote.set(key, limiter);
+    return limiter;
   }
 
-  #drop(map: Map<string, Bottleneck>, key: string, limiter: Bottleneck): void {
-    if (map.get(key) !== limiter) return;
-    map.delete(key);
+  #drop(key: string, limiter: Bottleneck): void {
+    if (this.#remote.get(key) !== limiter) return;
+    this.#remote.delete(key);
     retire([limiter]);
   }
 
   #rotate(window: number): void {
     this.#window = window;
-    const local = this.#local;
     const remote = this.#remote;
-    this.#local = new Map();
+    this.#taken = new Map();
     this.#remote = new Map();
-    retire(local.values());
     retire(remote.values());
   }
 }

@@ -7,7 +7,8 @@ import { decodeBody } from './body.js';
 import type { Config } from './config.js';
 import { parseEnvelope } from './envelope.js';
 import { TunnelError } from './errors.js';
-import { UpstreamGate, WindowLimiter } from './limiter.js';
+import ipaddr from 'ipaddr.js';
+import { MAX_KEYS_PER_WINDOW, UpstreamGate, WindowLimiter } from './limiter.js';
 import type { Logger } from './logger.js';
 import type { RequestRecord } from './pipeline.js';
 import type { Project, ProjectRegistry } from './projects.js';
@@ -33,7 +34,17 @@ export class RateLimiting {
     const prefix = rateLimit.redis?.keyPrefix ?? 'sentry-tunnel';
     const timeoutMs = rateLimit.redis?.timeoutMs;
     if (rateLimit.perClient) {
-      this.#perClient = new WindowLimiter({ id: `${prefix}:client`, ...rateLimit.perClient, shared: redis, timeoutMs });
+      this.#perClient = new WindowLimiter({
+        id: `${prefix}:client`,
+        ...rateLimit.perClient,
+        shared: redis,
+        timeoutMs,
+        onOverflow: () =>
+          logger.warn(
+            { maxClients: MAX_KEYS_PER_WINDOW },
+            'rate limit: more client addresses in this window than the per-client limit tracks; the others share one budget until the window ends',
+          ),
+      });
     }
     for (const project of projects.byName.values()) {
       const budget = config.projects[project.name]?.rateLimit;
@@ -61,7 +72,7 @@ export class RateLimiting {
   /** The client's budget; runs before the body is read, so a refused client costs nothing more. */
   async checkClient(clientIp: string, record: RequestRecord): Promise<void> {
     if (!this.#perClient) return;
-    const admission = await this.#perClient.take(clientIp);
+    const admission = await this.#perClient.take(clientKey(clientIp));
     if (!admission.allowed) throw refuse(record, { reason: 'client' }, admission.retryAfterMs);
   }
 
@@ -230,4 +241,16 @@ class SentryLimitSharing {
     this.#cache.apply(project, limits as RateLimits);
     return true;
   }
+}
+
+/**
+ * What the per-client budget counts by: the address, or for IPv6 its /64 network. One subscriber
+ * (one home, one phone) is usually given a whole /64 and can pick any address in it, so per address
+ * it could bypass the budget and fill the limiter's memory.
+ */
+export function clientKey(address: string): string {
+  if (!address.includes(':') || !ipaddr.IPv6.isValid(address)) return address;
+  const parsed = ipaddr.IPv6.parse(address);
+  if (parsed.isIPv4MappedAddress()) return parsed.toIPv4Address().toString();
+  return `${parsed.parts.slice(0, 4).map((part) => part.toString(16)).join(':')}::/64`;
 }

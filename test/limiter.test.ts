@@ -1,4 +1,4 @@
-// The Bottleneck window budgets in one process, and the upstream concurrency gate.
+// The window budgets in one process, and the upstream concurrency gate.
 import { describe, expect, it } from 'vitest';
 import { TunnelError } from '../src/errors.js';
 import { UpstreamGate, WindowLimiter } from '../src/limiter.js';
@@ -13,6 +13,25 @@ describe('WindowLimiter (in-process)', () => {
       expect(result.retryAfterMs).toBeGreaterThan(0);
       expect(result.retryAfterMs).toBeLessThanOrEqual(3_600_000);
     }
+    limiter.close();
+  });
+
+  it('answers a take without waiting for a timer', async () => {
+    const limiter = new WindowLimiter({ id: 'test', max: 10, windowMs: 3_600_000 });
+    const first = await Promise.race([limiter.take('a').then(() => 'take'), new Promise((resolve) => setImmediate(() => resolve('setImmediate')))]);
+    expect(first).toBe('take');
+    limiter.close();
+  });
+
+  it('past maxKeys, new keys share one budget while known keys keep theirs; onOverflow once per window', async () => {
+    let overflows = 0;
+    const limiter = new WindowLimiter({ id: 'test', max: 2, windowMs: 3_600_000, maxKeys: 3, onOverflow: () => overflows++ });
+    const allowed = async (key: string) => (await limiter.take(key)).allowed;
+    expect([await allowed('a'), await allowed('b'), await allowed('c')]).toEqual([true, true, true]);
+    // d, e and f are past the cap: together they have the budget one key has.
+    expect([await allowed('d'), await allowed('e'), await allowed('f')]).toEqual([true, true, false]);
+    expect(overflows).toBe(1);
+    expect([await allowed('a'), await allowed('a')]).toEqual([true, false]);
     limiter.close();
   });
 

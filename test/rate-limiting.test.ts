@@ -76,6 +76,21 @@ describe('per-client budget', () => {
     expect(metrics).toMatch(/^sentry_tunnel_rate_limited_total\{reason="client",category=""\} 2$/m);
   });
 
+  it('counts an IPv6 client by its /64 network, and an IPv4-mapped address as the IPv4 one', async () => {
+    const t = await start({ perClient: { max: 2, windowMs: 3_600_000 } });
+    const status = async (ip: string) => {
+      const response = await t.post(errorEnvelope(sentry.dsn()), from(ip));
+      await response.arrayBuffer();
+      return response.status;
+    };
+    // Three addresses of one /64: one budget of 2.
+    expect([await status('2001:db8:1:2::1'), await status('2001:db8:1:2::2'), await status('2001:db8:1:2:ffff::3')]).toEqual([200, 200, 429]);
+    // The next /64 has its own.
+    expect(await status('2001:db8:1:3::1')).toBe(200);
+    expect([await status('10.0.0.1'), await status('::ffff:10.0.0.1'), await status('::ffff:a00:1')]).toEqual([200, 200, 429]);
+    expect(sentry.requests).toHaveLength(5);
+  });
+
   it('perClient: false turns the budget off', async () => {
     const t = await start({ perClient: false });
     const statuses = await Promise.all(Array.from({ length: 5 }, () => t.post(errorEnvelope(sentry.dsn()), from('203.0.113.7')).then((r) => r.status)));
