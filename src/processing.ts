@@ -28,6 +28,22 @@ export type ProcessingResult =
   /** Every item was dropped: forward nothing. */
   | { readonly kind: 'emptied'; readonly dropped: readonly DroppedItem[] };
 
+/**
+ * Items that belong to the envelope's event and mean nothing without it (Relay's `requires_event`):
+ * an event a filter drops takes them along, as Relay's inbound filters do.
+ */
+const EVENT_BOUND_ITEM_TYPES: ReadonlySet<string> = new Set(['attachment', 'form_data', 'user_report', 'unreal_report', 'profile']);
+
+/** Moves the event-bound items from `kept` to `dropped`, under the rule that dropped their event. */
+function takeAlongEventItems(kept: EnvelopeItem[], dropped: DroppedItem[], reason: DropReason): void {
+  let write = 0;
+  for (const item of kept) {
+    if (EVENT_BOUND_ITEM_TYPES.has(item.type)) dropped.push({ reason, type: item.type });
+    else kept[write++] = item;
+  }
+  kept.length = write;
+}
+
 export class Processor {
   readonly #filters: Filters;
   readonly #enricher: Enricher;
@@ -61,6 +77,8 @@ export class Processor {
       }
     }
     if (!changed) return { kind: 'unchanged', dropped };
+    const eventDrop = dropped.find((item) => EVENT_ITEM_TYPES.has(item.type) && item.reason.startsWith('dropEvents.'));
+    if (eventDrop) takeAlongEventItems(kept, dropped, eventDrop.reason);
     if (kept.length === 0) return { kind: 'emptied', dropped };
     const next: Envelope = { ...envelope, items: kept };
     return { kind: 'changed', body: serializeEnvelope(next), dropped };

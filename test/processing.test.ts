@@ -158,20 +158,56 @@ describe('filters', () => {
     expect(lastRequestLog(tunnel)?.dropped).toBeUndefined();
   });
 
-  it('drops only the matching item and forwards the rest with a correct Content-Length', async () => {
+  it('a dropped event takes its attachments along; items of their own go on with a correct Content-Length', async () => {
     const tunnel = await tunnelWith({ filters: [{ dropEvents: { message: ['with attachment'] } }] });
-    const bytes = sdkAttachmentEnvelope(fake.dsn());
+    const id = eventId();
+    const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    // An event and its binary attachment, between two items that do not belong to the event.
+    const bytes = envelope({ event_id: id, dsn: fake.dsn() }, [
+      { type: 'client_report', payload: { timestamp: 1_700_000_000, discarded_events: [{ reason: 'sample_rate', category: 'error', quantity: 1 }] } },
+      { type: 'event', payload: { event_id: id, message: 'with attachment', level: 'error' } },
+      { type: 'attachment', payload: binary, withLength: true, headers: { filename: 'dump.bin', content_type: 'application/octet-stream' } },
+      { type: 'session', payload: { sid: eventId(), status: 'ok', started: '2026-11-26T10:00:00Z' } },
+    ]);
     const original = parseEnvelope(bytes);
+    expect(original.items.map((item) => item.type)).toEqual(['client_report', 'event', 'attachment', 'session']);
+
     const response = await tunnel.post(bytes);
     expect(response.status).toBe(200);
     const [request] = await fake.waitForRequests(1);
     const forwarded = parseEnvelope(request?.body ?? Buffer.alloc(0));
-    expect(forwarded.items.map((item) => item.type)).toEqual(['attachment']);
+    expect(forwarded.items.map((item) => item.type)).toEqual(['client_report', 'session']);
     expect(forwarded.rawHeader?.equals(original.rawHeader ?? Buffer.alloc(0))).toBe(true);
-    expect(forwarded.items[0]?.raw?.equals(original.items[1]?.raw ?? Buffer.alloc(0))).toBe(true);
+    expect(forwarded.items[0]?.raw?.equals(original.items[0]?.raw ?? Buffer.alloc(0))).toBe(true);
+    expect(forwarded.items[1]?.raw?.equals(original.items[3]?.raw ?? Buffer.alloc(0))).toBe(true);
     expect(Number(request?.headers['content-length'])).toBe(request?.body.length);
     await settle();
-    expect(lastRequestLog(tunnel)).toMatchObject({ outcome: 'forwarded', dropped: [{ reason: 'dropEvents.message', type: 'event' }] });
+    expect(lastRequestLog(tunnel)).toMatchObject({
+      outcome: 'forwarded',
+      dropped: [
+        { reason: 'dropEvents.message', type: 'event' },
+        { reason: 'dropEvents.message', type: 'attachment' },
+      ],
+    });
+  });
+
+  it('an envelope of an event and its attachment, the event dropped, is filtered whole: nothing reaches Sentry', async () => {
+    const tunnel = await tunnelWith({ filters: [{ dropEvents: { message: ['with attachment'] } }] });
+    const bytes = sdkAttachmentEnvelope(fake.dsn());
+    const response = await tunnel.post(bytes);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ id: (JSON.parse(bytes.subarray(0, bytes.indexOf(0x0a)).toString()) as { event_id: string }).event_id });
+    await settle();
+    expect(fake.requests).toHaveLength(0);
+    expect(lastRequestLog(tunnel)).toMatchObject({ outcome: 'filtered' });
+  });
+
+  it('dropItemTypes: ["event"] drops only events; an attachment goes on', async () => {
+    const tunnel = await tunnelWith({ filters: [{ dropItemTypes: ['event'] }] });
+    const bytes = sdkAttachmentEnvelope(fake.dsn());
+    expect((await tunnel.post(bytes)).status).toBe(200);
+    const [request] = await fake.waitForRequests(1);
+    expect(parseEnvelope(request?.body ?? Buffer.alloc(0)).items.map((item) => item.type)).toEqual(['attachment']);
   });
 
   it('answers {} when a filtered envelope has no event_id', async () => {
