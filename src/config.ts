@@ -185,7 +185,7 @@ export const configSchema = z
             z.optional(z.string().check(z.minLength(1))),
             'Directory for envelopes Sentry could not take yet (resolved from the working directory). The spool is off unless set.',
           ),
-          maxBytes: described(byteLimit(500 * MiB), 'Disk the spool may use; when full, envelopes that would need spooling are answered 503 spool_full.'),
+          maxBytes: described(byteLimit(500 * MiB), 'Disk the spool may use, copies of large bodies in flight included; when full, envelopes that would need spooling are answered 503 spool_full.'),
           maxAgeMs: described(positiveMs(24 * 60 * 60 * 1000), 'Spooled envelopes older than this are deleted undelivered, with a log line.'),
           retry: z.prefault(
             z.strictObject({

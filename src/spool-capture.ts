@@ -1,7 +1,8 @@
 // Large bodies stream to Sentry as they arrive, so to spool one whose forwarding fails midway the
 // tunnel keeps its bytes: every chunk also goes to a temp file in the spool directory while it is
 // forwarded. Success deletes the file; a transient failure reads the rest of the body into it, then
-// fsyncs it and renames it into the spool.
+// fsyncs it and renames it into the spool. The copy counts against spool.maxBytes while it is written:
+// past it, the copy stops and the body can no longer be spooled (503 spool_full if Sentry fails).
 import type { FileHandle } from 'node:fs/promises';
 import { open, unlink } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
@@ -16,6 +17,10 @@ export class BodyCapture {
   /** What goes upstream instead of the source: the same bytes. */
   readonly stream = new PassThrough();
   #size = 0;
+  /** Bytes counted against spool.maxBytes for the temp file (Spool.reserveTemp)… */
+  #reserved = 0;
+  /** …of which not yet written: the declared Content-Length is reserved when the capture starts. */
+  #prepaid = 0;
   /** Upstream no longer reads `stream` (it failed, or the capture is being committed). */
   #abandoned = false;
   #detached = false;
@@ -58,11 +63,16 @@ export class BodyCapture {
     this.stream.on('error', () => {});
   }
 
-  static async start(spool: Spool, meta: EntryMeta, source: Readable): Promise<BodyCapture> {
+  /** `declaredBytes`: the body's Content-Length, when it has one (reserved whole, up front). */
+  static async start(spool: Spool, meta: EntryMeta, source: Readable, declaredBytes?: number): Promise<BodyCapture> {
     const temp = spool.tempPath();
     const handle = await open(temp, 'wx');
     const capture = new BodyCapture(spool, meta, source, temp, handle);
     const line = metaLine(meta);
+    if (declaredBytes !== undefined) {
+      if (spool.reserveTemp(line.length + declaredBytes)) capture.#reserved = capture.#prepaid = line.length + declaredBytes;
+      else capture.#fileError = spool.fullError();
+    }
     capture.#size = line.length;
     capture.#toFile(line);
     source.on('data', capture.#onData);
@@ -81,6 +91,16 @@ export class BodyCapture {
   /** Queues `chunk` for the temp file; false when the queue is long enough to pause the source. */
   #toFile(chunk: Buffer): boolean {
     if (this.#fileError !== undefined) return true;
+    const unpaid = chunk.length - this.#prepaid;
+    if (unpaid <= 0) this.#prepaid -= chunk.length;
+    else if (this.spool.reserveTemp(unpaid)) {
+      this.#reserved += unpaid;
+      this.#prepaid = 0;
+    } else {
+      // No room for the copy: the body still goes to Sentry, but cannot be spooled if that fails.
+      this.#fileError = this.spool.fullError();
+      return true;
+    }
     this.#fileQueued += chunk.length;
     this.#fileQueue = this.#fileQueue.then(async () => {
       try {
@@ -104,6 +124,7 @@ export class BodyCapture {
   /** Forwarding succeeded: forget the bytes. */
   discard(): void {
     this.#detach();
+    this.#release();
     this.#fileError ??= new Error('discarded');
     void this.#fileQueue
       .then(() => this.handle.close())
@@ -122,7 +143,8 @@ export class BodyCapture {
     try {
       await this.#ended;
       await this.#fileQueue;
-      if (this.#fileError !== undefined) throw new TunnelError('spool_write_failed', { cause: this.#fileError });
+      const fileError = this.#fileError;
+      if (fileError !== undefined) throw fileError instanceof TunnelError ? fileError : new TunnelError('spool_write_failed', { cause: fileError });
       await this.handle.sync();
     } catch (error) {
       this.discard();
@@ -130,7 +152,14 @@ export class BodyCapture {
     }
     this.#detach();
     await this.handle.close().catch(() => {});
-    return this.spool.adopt(this.temp, this.meta, this.#size);
+    const reserved = this.#reserved;
+    this.#reserved = 0;
+    return this.spool.adopt(this.temp, this.meta, this.#size, reserved);
+  }
+
+  #release(): void {
+    this.spool.releaseTemp(this.#reserved);
+    this.#reserved = 0;
   }
 
   #detach(): void {

@@ -37,7 +37,8 @@ export async function startSpooling(config: Config['spool'] & { dir: string }, i
     let capture: BodyCapture | undefined;
     let captureError: unknown;
     if (!Buffer.isBuffer(envelope.body)) {
-      capture = await BodyCapture.start(spool, meta, envelope.body).catch((error: unknown) => {
+      const declared = envelope.headers['content-length'];
+      capture = await BodyCapture.start(spool, meta, envelope.body, declared === undefined ? undefined : Number(declared)).catch((error: unknown) => {
         captureError = error;
         logger.error({ err: error, dir: config.dir }, 'spool: cannot keep a copy of a streamed body; it is forwarded without one');
         return undefined;

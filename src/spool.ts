@@ -115,8 +115,30 @@ export class Spool {
     return join(this.options.dir, tempName());
   }
 
-  /** Renames an already fsynced temp file of `size` bytes into the spool. Rejects with spool_full or spool_write_failed. */
-  adopt(temp: string, meta: EntryMeta, size: number): Promise<SpoolEntry> {
+  /**
+   * Room for `bytes` more of a temp copy (a streamed body on its way to Sentry): counted against
+   * spool.maxBytes until released or adopted, so copies in flight cannot fill the disk past it.
+   */
+  reserveTemp(bytes: number): boolean {
+    if (this.#bytes + this.#reserved + bytes > this.options.maxBytes) return false;
+    this.#reserved += bytes;
+    return true;
+  }
+
+  releaseTemp(bytes: number): void {
+    this.#reserved -= bytes;
+  }
+
+  fullError(): TunnelError {
+    return new TunnelError('spool_full', { message: `Sentry could not be reached and the spool is full (spool.maxBytes ${this.options.maxBytes}).` });
+  }
+
+  /**
+   * Renames an already fsynced temp file of `size` bytes, `reserved` of them reserved with
+   * reserveTemp, into the spool. Rejects with spool_full or spool_write_failed.
+   */
+  adopt(temp: string, meta: EntryMeta, size: number, reserved: number): Promise<SpoolEntry> {
+    this.releaseTemp(reserved);
     const name = newEntryName(meta.project, meta.receivedAt);
     return this.#commit(size, meta, name, () => renameOrClean(temp, join(this.options.dir, name))).catch(async (error: unknown) => {
       await unlink(temp).catch(() => {});
@@ -127,7 +149,7 @@ export class Spool {
   async #commit(size: number, meta: EntryMeta, name: string, write: () => Promise<void>): Promise<SpoolEntry> {
     if (this.#bytes + this.#reserved + size > this.options.maxBytes) {
       this.#full = true;
-      throw new TunnelError('spool_full', { message: `Sentry could not be reached and the spool is full (spool.maxBytes ${this.options.maxBytes}).` });
+      throw this.fullError();
     }
     this.#reserved += size;
     let renamed = false;

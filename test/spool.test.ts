@@ -168,6 +168,43 @@ describe('spooling when Sentry cannot take an envelope', () => {
     await waitFor('the temp copy to be deleted', async () => (await readdir(dir)).every((name) => name === '.lock'));
   });
 
+  it('counts the copies of streamed bodies in flight against spool.maxBytes: one that does not fit answers 503 spool_full', async () => {
+    const { fake, tunnel, dir } = await setup({ maxBytes: 700 * 1024 });
+    // Sentry reads both bodies, then takes a while to answer 503.
+    fake.reply = { status: 503, delayMs: 1_000 };
+    const big = () => envelope({ event_id: eventId(), dsn: fake.dsn() }, [{ type: 'attachment', payload: randomBytes(600 * 1024), withLength: true }]);
+    const bodies = [big(), big()];
+    let answered = false;
+    const answers = Promise.all(
+      bodies.map(async (body) => {
+        const response = await tunnel.post(body);
+        return { status: response.status, code: response.status === 200 ? undefined : ((await response.json()) as { code: string }).code };
+      }),
+    ).finally(() => {
+      answered = true;
+    });
+    // The most the spool directory held while both bodies were on their way (bounded: Sentry answers after 1 s).
+    const onDisk = async () => {
+      const sizes = await Promise.all((await readdir(dir)).filter((name) => name !== '.lock').map((name) => stat(join(dir, name)).then((entry) => entry.size, () => 0)));
+      return sizes.reduce((a, b) => a + b, 0);
+    };
+    let most = 0;
+    for (let polls = 0; polls < 200 && !answered; polls++) {
+      most = Math.max(most, await onDisk());
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(fake.requests.map((request) => request.body.length).sort()).toEqual(bodies.map((body) => body.length).sort());
+    expect(most).toBeGreaterThan(600 * 1024);
+    expect(most).toBeLessThanOrEqual(700 * 1024);
+
+    expect((await answers).sort((a, b) => a.status - b.status)).toEqual([{ status: 200, code: undefined }, { status: 503, code: 'spool_full' }]);
+    const files = await entryFiles(dir);
+    expect(files).toHaveLength(1);
+    const spooled = await entryBody(dir, files[0] as string);
+    expect(bodies.some((body) => body.equals(spooled))).toBe(true);
+    await waitFor('the partial copy to be deleted', async () => (await readdir(dir)).every((name) => name === '.lock' || !name.startsWith('.tmp-')));
+  });
+
   it('on shutdown, spools envelopes still on their way to Sentry and answers their clients 200', async () => {
     const { fake, tunnel, dir } = await setup({ retry: { initialMs: 10_000, maxMs: 10_000 } }, { server: { shutdownTimeoutMs: 200 } });
     fake.reply = { delayMs: 5_000 };
