@@ -126,7 +126,8 @@ export const configSchema = z
         ),
         path: described(
           z._default(
-            urlPath.check(z.refine((value) => !['/healthz', '/readyz', '/metrics'].includes(value), { error: 'path collides with a built-in endpoint' })),
+            // /metrics is checked with the metrics settings below: it is free when metrics are off or on their own port.
+            urlPath.check(z.refine((value) => !['/healthz', '/readyz'].includes(value), { error: 'path collides with a built-in endpoint' })),
             '/tunnel',
           ),
           'URL path the SDK posts envelopes to; {path}/{project} selects one project.',

@@ -273,4 +273,18 @@ describe('metrics configuration', () => {
     expect(problems({ metrics: { port: 70000 } })).toEqual(['metrics.port: port must be 1–65535']);
     expect(problems({ metrics: { path: 'metrics' } })).toHaveLength(1);
   });
+
+  it('lets server.path be /metrics only where metrics are not served on the main port', () => {
+    expect(problems({ server: { path: '/metrics' } })).toEqual(['metrics.path: collides with server.path or a health endpoint on the same port']);
+    expect(problems({ server: { path: '/metrics' }, metrics: { enabled: false } })).toEqual([]);
+    expect(problems({ server: { path: '/metrics' }, metrics: { port: 9464 } })).toEqual([]);
+    expect(problems({ server: { path: '/healthz' }, metrics: { enabled: false } })).toEqual(['server.path: path collides with a built-in endpoint']);
+  });
+
+  it('with metrics off, a tunnel on /metrics takes envelopes there', async () => {
+    tunnel = await startTestTunnel({ projects: { web: { dsn: fake.dsn() } }, server: { path: '/metrics' }, metrics: { enabled: false } });
+    const response = await fetch(`http://127.0.0.1:${tunnel.address.port}/metrics`, { method: 'POST', body: errorEnvelope(fake.dsn()) });
+    expect(response.status).toBe(200);
+    expect((await fake.waitForRequests(1))[0]?.url).toMatch(/^\/api\/2\/envelope\//);
+  });
 });
