@@ -17,7 +17,7 @@ export class BodyCapture {
   /** What goes upstream instead of the source: the same bytes. */
   readonly stream = new PassThrough();
   #size = 0;
-  /** Bytes counted against spool.maxBytes for the temp file (Spool.reserveTemp)… */
+  /** Bytes counted against spool.maxBytes for the temp file (Spool.reserve)… */
   #reserved = 0;
   /** …of which not yet written: the declared Content-Length is reserved when the capture starts. */
   #prepaid = 0;
@@ -70,7 +70,7 @@ export class BodyCapture {
     const capture = new BodyCapture(spool, meta, source, temp, handle);
     const line = metaLine(meta);
     if (declaredBytes !== undefined) {
-      if (spool.reserveTemp(line.length + declaredBytes)) capture.#reserved = capture.#prepaid = line.length + declaredBytes;
+      if (spool.reserve(line.length + declaredBytes)) capture.#reserved = capture.#prepaid = line.length + declaredBytes;
       else capture.#fileError = spool.fullError();
     }
     capture.#size = line.length;
@@ -93,7 +93,7 @@ export class BodyCapture {
     if (this.#fileError !== undefined) return true;
     const unpaid = chunk.length - this.#prepaid;
     if (unpaid <= 0) this.#prepaid -= chunk.length;
-    else if (this.spool.reserveTemp(unpaid)) {
+    else if (this.spool.reserve(unpaid)) {
       this.#reserved += unpaid;
       this.#prepaid = 0;
     } else {
@@ -158,7 +158,7 @@ export class BodyCapture {
   }
 
   #release(): void {
-    this.spool.releaseTemp(this.#reserved);
+    this.spool.release(this.#reserved);
     this.#reserved = 0;
   }
 

@@ -62,7 +62,7 @@ export class Spool {
   #envelopes = 0;
   #full = false;
   #bytes = 0;
-  /** Bytes of writes in progress, so concurrent writes cannot together overshoot maxBytes. */
+  /** Bytes of writes and temp copies in progress (reserve), so together they cannot overshoot maxBytes. */
   #reserved = 0;
   readonly #dirSync: DirectorySync;
 
@@ -116,16 +116,17 @@ export class Spool {
   }
 
   /**
-   * Room for `bytes` more of a temp copy (a streamed body on its way to Sentry): counted against
-   * spool.maxBytes until released or adopted, so copies in flight cannot fill the disk past it.
+   * Room for `bytes` more on disk, counted against spool.maxBytes until released: for entries being
+   * written, and for temp copies of streamed bodies on their way to Sentry (released when adopted),
+   * so writes and copies in flight cannot together fill the disk past it.
    */
-  reserveTemp(bytes: number): boolean {
+  reserve(bytes: number): boolean {
     if (this.#bytes + this.#reserved + bytes > this.options.maxBytes) return false;
     this.#reserved += bytes;
     return true;
   }
 
-  releaseTemp(bytes: number): void {
+  release(bytes: number): void {
     this.#reserved -= bytes;
   }
 
@@ -135,10 +136,10 @@ export class Spool {
 
   /**
    * Renames an already fsynced temp file of `size` bytes, `reserved` of them reserved with
-   * reserveTemp, into the spool. Rejects with spool_full or spool_write_failed.
+   * reserve(), into the spool. Rejects with spool_full or spool_write_failed.
    */
   adopt(temp: string, meta: EntryMeta, size: number, reserved: number): Promise<SpoolEntry> {
-    this.releaseTemp(reserved);
+    this.release(reserved);
     const name = newEntryName(meta.project, meta.receivedAt);
     return this.#commit(size, meta, name, () => renameOrClean(temp, join(this.options.dir, name))).catch(async (error: unknown) => {
       await unlink(temp).catch(() => {});
@@ -147,11 +148,10 @@ export class Spool {
   }
 
   async #commit(size: number, meta: EntryMeta, name: string, write: () => Promise<void>): Promise<SpoolEntry> {
-    if (this.#bytes + this.#reserved + size > this.options.maxBytes) {
+    if (!this.reserve(size)) {
       this.#full = true;
       throw this.fullError();
     }
-    this.#reserved += size;
     let renamed = false;
     try {
       await write();
@@ -162,7 +162,7 @@ export class Spool {
       if (!renamed) throw new TunnelError('spool_write_failed', { cause: error });
       this.logger.error({ err: error, dir: this.options.dir }, 'spool: directory fsync failed');
     } finally {
-      this.#reserved -= size;
+      this.release(size);
     }
     const entry: SpoolEntry = { name, project: meta.project, receivedAt: meta.receivedAt, size, sending: false };
     this.#index(entry);
