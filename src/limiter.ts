@@ -80,7 +80,9 @@ export class WindowLimiter {
       }
       if (!this.#taken.has(key)) this.#taken.set(key, 0);
     }
-    const left = this.#shared?.usable() ? await this.#takeShared(key, window) : undefined;
+    const shared = this.#shared;
+    // Checked here, not inside: the in-process path then never awaits.
+    const left = shared?.usable() ? await this.#takeShared(key, window, shared) : undefined;
     if (left !== undefined) return { allowed: left >= 0, retryAfterMs };
     const taken = (this.#taken.get(key) ?? 0) + 1;
     this.#taken.set(key, taken);
@@ -101,9 +103,7 @@ export class WindowLimiter {
   }
 
   /** The remaining budget from Redis, or undefined when Redis cannot say (then this process decides). */
-  async #takeShared(key: string, window: number): Promise<number | undefined> {
-    const shared = this.#shared;
-    if (!shared?.usable()) return undefined;
+  async #takeShared(key: string, window: number, shared: RedisLink): Promise<number | undefined> {
     for (let attempt = 1; attempt <= 2; attempt++) {
       const limiter = this.#limiter(key, window, shared);
       try {

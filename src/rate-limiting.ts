@@ -2,12 +2,12 @@
 // announced limits and the per-project budget (once the project is known), and around the forwarder
 // the upstream concurrency gate and the bookkeeping of every reply's limits. With rateLimit.redis the
 // budgets and Sentry's limits are shared by every replica.
+import ipaddr from 'ipaddr.js';
 import type { ContentEncoding, EnvelopeHead } from './body.js';
 import { decodeBody } from './body.js';
 import type { Config } from './config.js';
 import { parseEnvelope } from './envelope.js';
 import { TunnelError } from './errors.js';
-import ipaddr from 'ipaddr.js';
 import { MAX_KEYS_PER_WINDOW, UpstreamGate, WindowLimiter } from './limiter.js';
 import type { Logger } from './logger.js';
 import type { RequestRecord } from './pipeline.js';
