@@ -10,13 +10,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BROWSER_HEADERS, errorEnvelope } from './.build/envelopes.js';
-import { runLoad } from './.build/load.js';
-import { cpuSeconds } from './.build/memory.js';
-import { CLI, benchUpstream, freePort, startPeer, tunnelConfig } from './.build/peers.js';
-import { installCleanup, startProcess, stopProcess, waitForPort } from './.build/processes.js';
-import { median } from './.build/report.js';
-import { FakeUpstream } from './.build/upstream-control.js';
+import { BROWSER_HEADERS, errorEnvelope } from '.build/envelopes.js';
+import { runLoad } from '.build/load.js';
+import { cpuSeconds } from '.build/memory.js';
+import { CLI, benchUpstream, freePort, startPeer, tunnelConfig } from '.build/peers.js';
+import { installCleanup, startProcess, stopProcess, waitForPort } from '.build/processes.js';
+import { median } from '.build/report.js';
+import { FakeUpstream } from '.build/upstream-control.js';
 
 installCleanup(30 * 60_000);
 const variants = JSON.parse(process.argv[2] ?? '[{"name":"default"},{"name":"pass-through","passthrough":true}]');

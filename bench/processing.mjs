@@ -5,9 +5,9 @@
 // out uncompressed.
 import { gzipSync } from 'node:zlib';
 import { createEventEnvelope, makeDsn, serializeEnvelope } from '@sentry/core';
-import { parseEnvelope } from '../dist/envelope.js';
-import { validateConfig } from '../dist/load-config.js';
-import { Processor } from '../dist/processing.js';
+import { parseEnvelope } from '../dist/core/envelope.js';
+import { validateConfig } from '../dist/config/load.js';
+import { Processor } from '../dist/processing/processing.js';
 
 const DSN = 'https://0123456789abcdef0123456789abcdef@o1.ingest.sentry.io/2';
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 5_000);

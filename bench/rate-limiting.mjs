@@ -4,7 +4,7 @@
 // UpstreamGate(100, 1000) and through Bottleneck with the same maxConcurrent/highWater (ideal:
 // 2000 / 100 × 5 ms = 100 ms). Runs the built code: npm run build first.
 import Bottleneck from 'bottleneck';
-import { UpstreamGate, WindowLimiter } from '../dist/limiter.js';
+import { UpstreamGate, WindowLimiter } from '../dist/limits/limiter.js';
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 2_000);
 const CLIENTS = 5_000;

@@ -1,4 +1,4 @@
-// Bundles the CLI (src/cli.ts) into dist/bundle/ for start-up time. Node 20's ESM loader pays for
+// Bundles the CLI (src/daemon/cli.ts) into dist/bundle/ for start-up time. Node 20's ESM loader pays for
 // every file it resolves and compiles: zod, undici, cosmiconfig, commander and pino are hundreds of
 // files, which cost more than the code in them. Bundled and tree-shaken, `check-config` and `serve`
 // load a few large files instead. Each command stays in its own chunk (`import()` splits), so
@@ -31,7 +31,7 @@ const OUT_DIR = 'dist/bundle';
 rmSync(OUT_DIR, { recursive: true, force: true }); // chunk names change with their content
 
 await build({
-  entryPoints: { cli: 'src/cli.ts' },
+  entryPoints: { cli: 'src/daemon/cli.ts' },
   outdir: OUT_DIR,
   bundle: true,
   splitting: true,

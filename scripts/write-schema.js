@@ -1,6 +1,6 @@
 // Regenerates sentry-tunnel.schema.json from the compiled config schema (`npm run schema` builds first).
 import { writeFileSync } from 'node:fs';
-import { SCHEMA_FILE, renderConfigJsonSchema } from '../dist/json-schema.js';
+import { SCHEMA_FILE, renderConfigJsonSchema } from '../dist/config/json-schema.js';
 
 const target = new URL(`../${SCHEMA_FILE}`, import.meta.url);
 writeFileSync(target, renderConfigJsonSchema());

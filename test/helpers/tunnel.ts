@@ -1,9 +1,9 @@
 // Starts a tunnel in-process on 127.0.0.1:0 with a config built for the test, and collects its log lines.
 import { Writable } from 'node:stream';
-import type { ConfigInput } from '../../src/config.js';
-import { validateConfig } from '../../src/load-config.js';
-import { createLogger } from '../../src/logger.js';
-import { type RunningTunnel, type StartOptions, startTunnel } from '../../src/server.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/observability/logger.js';
+import { type RunningTunnel, type StartOptions, startTunnel } from '../../src/daemon/server.js';
 
 export interface TestTunnel extends RunningTunnel {
   /** Every log line the tunnel wrote so far, parsed. */

@@ -1,0 +1,288 @@
+// Reads a request body just far enough to know where it goes: the envelope header line, decoded if
+// the client compressed it, under wire and decoded byte limits (the latter is the zip-bomb guard).
+// Small bodies are buffered whole; larger ones are handed on as a stream of the untouched wire bytes,
+// still counted and decoded on the way so the limits hold to the last byte — unless the caller asks
+// for the whole body (processing rules), which is then read to the end and also kept decoded.
+import type { IncomingMessage } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { TunnelError } from '../errors.js';
+
+export interface BodyLimits {
+  readonly maxEnvelopeBytes: number;
+  readonly maxDecodedBytes: number;
+  readonly maxHeaderLineBytes: number;
+  /** The whole body must have arrived within this time (slow-client guard). */
+  readonly requestTimeoutMs: number;
+}
+
+export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
+
+/** Bodies that end within this many wire bytes are forwarded from one buffer; longer ones stream. */
+export const BUFFERED_BODY_BYTES = 256 * 1024;
+
+const NEWLINE = 0x0a;
+
+export function parseContentEncoding(header: string | undefined): ContentEncoding {
+  const value = header?.trim().toLowerCase();
+  if (!value || value === 'identity') return 'identity';
+  if (value === 'gzip' || value === 'x-gzip') return 'gzip';
+  if (value === 'deflate' || value === 'br') return value;
+  throw new TunnelError('unsupported_encoding');
+}
+
+export interface EnvelopeHead {
+  /** The parsed envelope header (the first line, a JSON object); unknown fields kept. */
+  readonly header: Readonly<Record<string, unknown>>;
+  /** The untouched wire bytes: the whole body, or a stream that yields all of it. */
+  readonly body: Buffer | Transform;
+  /** Wire bytes received so far (all of them when `body` is a Buffer). */
+  readonly wireBytes: () => number;
+  /** Why a streamed body was cut off (a limit, corrupt data, the client leaving), if it was. */
+  readonly failure: () => TunnelError | undefined;
+  /** The whole decoded body; only with the `whole` option (then `body` is always a Buffer too). */
+  readonly decoded?: Buffer;
+}
+
+export interface ReadOptions {
+  /**
+   * Read the whole body, however large (still within the limits), and keep its decoded bytes: for
+   * stages that must see every item (processing). Without it, large bodies stream.
+   */
+  readonly whole?: boolean;
+}
+
+/**
+ * Reads `req` until the envelope header line is known (and, for small bodies, to the end).
+ * Rejects with a TunnelError: empty_body, header_too_large, invalid_envelope_header,
+ * envelope_too_large, invalid_body_encoding, request_timeout or request_aborted.
+ */
+export function readEnvelopeHead(
+  req: IncomingMessage,
+  encoding: ContentEncoding,
+  limits: BodyLimits,
+  options: ReadOptions = {},
+): Promise<EnvelopeHead> {
+  return new BodyReader(req, encoding, limits, options.whole === true).head();
+}
+
+class BodyReader {
+  #wireBytes = 0;
+  #decodedBytes = 0;
+  #chunks: Buffer[] = [];
+  #bufferedBytes = 0;
+  #headerParts: Buffer[] = [];
+  #headerBytes = 0;
+  #headerLine: Buffer | undefined;
+  /** Decoded chunks, kept only when reading whole compressed bodies (identity bodies are their own decoding). */
+  #decodedChunks: Buffer[] | undefined;
+  #ended = false;
+  #decoderEnded = false;
+  #failure: TunnelError | undefined;
+  readonly #decoder: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined;
+  #settle: { resolve: (head: EnvelopeHead) => void; reject: (error: TunnelError) => void } | undefined;
+  #stream: Transform | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly req: IncomingMessage,
+    encoding: ContentEncoding,
+    private readonly limits: BodyLimits,
+    private readonly whole: boolean,
+  ) {
+    this.#decoder = createDecoder(encoding);
+    if (whole && this.#decoder) this.#decodedChunks = [];
+  }
+
+  head(): Promise<EnvelopeHead> {
+    return new Promise((resolve, reject) => {
+      this.#settle = { resolve, reject };
+      const { req } = this;
+      const onData = (chunk: Buffer) => this.#onWire(chunk);
+      this.#timer = setTimeout(() => this.#fail(new TunnelError('request_timeout')), this.limits.requestTimeoutMs);
+      const onEnd = () => {
+        this.#markEnded();
+        if (this.#decoder) this.#decoder.end();
+        this.#tryResolve();
+      };
+      const onAborted = () => this.#fail(new TunnelError('request_aborted'));
+      req.on('data', onData);
+      req.once('end', onEnd);
+      req.once('error', onAborted);
+      req.once('close', () => {
+        if (!this.#ended) onAborted();
+      });
+      this.#detach = () => {
+        req.off('data', onData);
+        req.off('end', onEnd);
+      };
+      this.#decoder?.on('data', (decoded: Buffer) => this.#onDecoded(decoded));
+      this.#decoder?.once('end', () => {
+        this.#decoderEnded = true;
+        this.#tryResolve();
+      });
+      this.#decoder?.once('error', (error) => this.#fail(new TunnelError('invalid_body_encoding', { cause: error })));
+    });
+  }
+
+  #detach: () => void = () => {};
+
+  #onWire(chunk: Buffer): void {
+    if (this.#failure) return;
+    this.#wireBytes += chunk.length;
+    if (this.#wireBytes > this.limits.maxEnvelopeBytes) return this.#fail(new TunnelError('envelope_too_large'));
+    this.#chunks.push(chunk);
+    this.#bufferedBytes += chunk.length;
+    if (this.#decoder) this.#decoder.write(chunk);
+    else this.#onDecoded(chunk);
+    this.#tryResolve();
+  }
+
+  #onDecoded(decoded: Buffer): void {
+    if (this.#failure) return;
+    this.#decodedBytes += decoded.length;
+    if (this.#decodedBytes > this.limits.maxDecodedBytes) return this.#fail(new TunnelError('envelope_too_large'));
+    this.#decodedChunks?.push(decoded);
+    if (this.#headerLine) return;
+    const newline = decoded.indexOf(NEWLINE);
+    const part = newline === -1 ? decoded : decoded.subarray(0, newline);
+    this.#headerParts.push(part);
+    this.#headerBytes += part.length;
+    if (this.#headerBytes > this.limits.maxHeaderLineBytes) return this.#fail(new TunnelError('header_too_large'));
+    if (newline !== -1) this.#headerLine = joined(this.#headerParts, this.#headerBytes);
+    if (this.#stream === undefined) this.#tryResolve();
+  }
+
+  #markEnded(): void {
+    this.#ended = true;
+    clearTimeout(this.#timer);
+  }
+
+  #fail(error: TunnelError): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    clearTimeout(this.#timer);
+    this.#detach();
+    this.#decoder?.destroy();
+    if (this.#settle) {
+      this.#settle.reject(error);
+      this.#settle = undefined;
+    }
+    this.#stream?.destroy(error);
+  }
+
+  /** Resolves once the header is known and either the whole body is here or it is large enough to stream. */
+  #tryResolve(): void {
+    if (!this.#settle || this.#failure) return;
+    const decodedAll = this.#ended && (!this.#decoder || this.#decoderEnded);
+    if (decodedAll && !this.#headerLine) {
+      if (this.#decodedBytes === 0) return this.#fail(new TunnelError('empty_body'));
+      this.#headerLine = joined(this.#headerParts, this.#headerBytes);
+    }
+    if (!this.#headerLine) return;
+    if (!decodedAll && (this.whole || this.#bufferedBytes < BUFFERED_BODY_BYTES)) return;
+
+    const header = parseHeader(this.#headerLine);
+    if (!header) return this.#fail(new TunnelError('invalid_envelope_header'));
+    const { resolve } = this.#settle;
+    this.#settle = undefined;
+    const wireBytes = () => this.#wireBytes;
+    const failure = () => this.#failure;
+    if (decodedAll) {
+      this.#detach();
+      const body = joined(this.#chunks, this.#bufferedBytes);
+      const decoded = this.whole ? (this.#decodedChunks ? joined(this.#decodedChunks, this.#decodedBytes) : body) : undefined;
+      this.#decodedChunks = undefined;
+      resolve({ header, body, wireBytes, failure, decoded });
+    } else {
+      resolve({ header, body: this.#startStreaming(), wireBytes, failure });
+    }
+    this.#chunks = [];
+  }
+
+  /** The rest of the body flows through a Transform that keeps counting and decoding. */
+  #startStreaming(): Transform {
+    this.#detach();
+    const decoder = this.#decoder;
+    const stream = new Transform({
+      transform: (chunk: Buffer, _encoding, callback: TransformCallback) => {
+        this.#wireBytes += chunk.length;
+        if (this.#wireBytes > this.limits.maxEnvelopeBytes) return callback(this.#failWith(new TunnelError('envelope_too_large')));
+        if (!decoder) return callback(null, chunk);
+        decoder.write(chunk, () => callback(this.#failure ?? null, this.#failure ? undefined : chunk));
+      },
+      flush: (callback: TransformCallback) => {
+        if (!decoder || this.#decoderEnded) return callback(this.#failure ?? null);
+        let called = false;
+        const done = () => {
+          if (called) return;
+          called = true;
+          callback(this.#failure ?? null);
+        };
+        decoder.once('end', done);
+        decoder.once('close', done);
+        decoder.end();
+      },
+    });
+    this.#stream = stream;
+    for (const chunk of this.#chunks) stream.push(chunk);
+    this.#chunks = [];
+    this.req.once('end', () => this.#markEnded());
+    this.req.pipe(stream);
+    return stream;
+  }
+
+  #failWith(error: TunnelError): TunnelError {
+    this.#fail(error);
+    return this.#failure ?? error;
+  }
+}
+
+/** One buffer of all `parts`; a body that arrived in one chunk (the usual small envelope) is not copied. */
+function joined(parts: readonly Buffer[], length: number): Buffer {
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, length);
+}
+
+function createDecoder(encoding: ContentEncoding): zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined {
+  switch (encoding) {
+    case 'identity':
+      return undefined;
+    case 'gzip':
+      return zlib.createGunzip();
+    case 'deflate':
+      return zlib.createInflate();
+    case 'br':
+      return zlib.createBrotliDecompress();
+  }
+}
+
+function parseHeader(line: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(line.toString('utf8'));
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const gunzip = promisify(zlib.gunzip);
+const inflate = promisify(zlib.inflate);
+const brotliDecompress = promisify(zlib.brotliDecompress);
+
+/**
+ * The decoded bytes of a buffered body, for stages that must read past the header line (processing,
+ * rate-limit categories). Rejects with envelope_too_large or invalid_body_encoding.
+ */
+export async function decodeBody(body: Buffer, encoding: ContentEncoding, maxDecodedBytes: number): Promise<Buffer> {
+  if (encoding === 'identity') return body;
+  const options = { maxOutputLength: maxDecodedBytes };
+  try {
+    if (encoding === 'gzip') return await gunzip(body, options);
+    if (encoding === 'deflate') return await inflate(body, options);
+    return await brotliDecompress(body, options);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new TunnelError('envelope_too_large', { cause: error });
+    throw new TunnelError('invalid_body_encoding', { cause: error });
+  }
+}

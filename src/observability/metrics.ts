@@ -1,0 +1,275 @@
+// Prometheus metrics (prom-client): what flowed, what was turned away and why, how Sentry answered and
+// how fast, and what is waiting. Fed from the one request record each request ends with, plus a
+// Forward wrapper around the real upstream call; labels stay low-cardinality (configured project names,
+// statuses, catalogue codes, clamped item types and categories — never addresses or DSNs).
+import type { Counter, Histogram, Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import { TunnelError } from '../errors.js';
+import type { Lifecycle, MetricsEndpoint, RequestObserver, RequestRecord } from '../core/pipeline.js';
+import type { Project } from '../core/projects.js';
+import type { Forward } from '../upstream/upstream.js';
+
+/** The spool's size, as the spool reports it. */
+export interface SpoolStats {
+  stats(): { envelopes: number; bytes: number };
+}
+
+/** Envelopes waiting for a rate-limit slot, as the limiter reports it. */
+export interface QueueStats {
+  queued(): number;
+}
+
+export type SelfMonitoringOutcome = 'sent' | 'rate_limited' | 'failed';
+
+const PREFIX = 'sentry_tunnel_';
+const UNKNOWN_PROJECT = 'unknown';
+/** Wire sizes from a tiny error event to a large replay or attachment. */
+const BYTE_BUCKETS = [256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864];
+const SECOND_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const UPSTREAM_ERROR_CODES = new Set(['upstream_timeout', 'upstream_unavailable', 'upstream_redirect']);
+
+// Item types and rate-limit categories come from clients and from Sentry; anything outside these lists is
+// counted as "other" so a hostile client cannot mint label values.
+// https://develop.sentry.dev/sdk/data-model/envelope-items/ — https://develop.sentry.dev/sdk/expected-features/rate-limiting/
+const ITEM_TYPES = new Set([
+  'event', 'transaction', 'attachment', 'session', 'sessions', 'client_report', 'user_report', 'feedback', 'replay_event',
+  'replay_recording', 'replay_video', 'profile', 'profile_chunk', 'check_in', 'span', 'otel_span', 'log', 'otel_log',
+  'trace_metric', 'statsd', 'metric_meta', 'security', 'raw_security', 'nel', 'unreal_report', 'form_data',
+]);
+const CATEGORIES = new Set([
+  'default', 'error', 'transaction', 'security', 'attachment', 'attachment_item', 'session', 'internal', 'profile',
+  'profile_chunk', 'profile_chunk_ui', 'replay', 'monitor', 'span', 'log_item', 'log_byte', 'feedback', 'user_report_v2',
+  'trace_metric', 'metric_bucket',
+]);
+
+type PromClient = typeof import('prom-client');
+
+let processRegistry: Promise<Registry> | undefined;
+
+/** Node process metrics are process-wide facts: collected once, shared by every tunnel in the process. */
+function processMetrics(prom: PromClient): Promise<Registry> {
+  processRegistry ??= Promise.resolve().then(() => {
+    const registry = new prom.Registry();
+    prom.collectDefaultMetrics({ register: registry });
+    return registry;
+  });
+  return processRegistry;
+}
+
+export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
+  readonly path: string;
+  readonly contentType: string;
+  readonly #prom: PromClient;
+  readonly #registry: Registry;
+  readonly #process: Registry;
+  readonly #requests: Counter<string>;
+  readonly #rejections: Counter<string>;
+  readonly #envelopeBytes: Histogram<string>;
+  readonly #upstreamDuration: Histogram<string>;
+  readonly #upstreamErrors: Counter<string>;
+  readonly #rateLimited: Counter<string>;
+  readonly #itemsDropped: Counter<string>;
+  readonly #selfMonitoring: Counter<string>;
+  // Label children bound once per combination, so a request costs a Map hit per metric.
+  readonly #requestChildren = new Map<string, Counter.Internal>();
+  readonly #rejectionChildren = new Map<string, Counter.Internal>();
+  readonly #durationChildren = new Map<string, Histogram.Internal<string>>();
+  /** Scrapes in progress: they pass through the lifecycle too, but are not traffic. */
+  #scrapes = 0;
+
+  private constructor(prom: PromClient, processRegistry: Registry, options: Config['metrics'], lifecycle: Lifecycle) {
+    this.#prom = prom;
+    this.#process = processRegistry;
+    this.path = options.path;
+    const registry = new prom.Registry();
+    this.#registry = registry;
+    this.contentType = registry.contentType;
+    const registers = [registry];
+    this.#requests = new prom.Counter({
+      name: `${PREFIX}requests_total`,
+      help: 'Requests on the tunnel path, by configured project ("unknown" when none was resolved), HTTP status and outcome.',
+      labelNames: ['project', 'status', 'outcome'],
+      registers,
+    });
+    this.#rejections = new prom.Counter({
+      name: `${PREFIX}rejections_total`,
+      help: 'Answers the tunnel wrote itself with an error code (4xx and 5xx), by code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#envelopeBytes = new prom.Histogram({
+      name: `${PREFIX}envelope_bytes`,
+      help: 'Envelope size on the wire (as received, before decompression), in bytes.',
+      buckets: BYTE_BUCKETS,
+      registers,
+    });
+    this.#upstreamDuration = new prom.Histogram({
+      name: `${PREFIX}upstream_duration_seconds`,
+      help: 'Time from sending an envelope to Sentry to its answer, by project and Sentry\'s status ("error" when none came).',
+      labelNames: ['project', 'status'],
+      buckets: SECOND_BUCKETS,
+      registers,
+    });
+    this.#upstreamErrors = new prom.Counter({
+      name: `${PREFIX}upstream_errors_total`,
+      help: 'Calls to Sentry that got no usable answer, by code: upstream_timeout, upstream_unavailable, upstream_redirect.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#rateLimited = new prom.Counter({
+      name: `${PREFIX}rate_limited_total`,
+      help: 'Envelopes turned away by a rate limit, by reason (client, project, sentry, overloaded) and data category.',
+      labelNames: ['reason', 'category'],
+      registers,
+    });
+    this.#itemsDropped = new prom.Counter({
+      name: `${PREFIX}items_dropped_total`,
+      help: 'Envelope items removed by processing rules, by reason (the rule) and item type.',
+      labelNames: ['reason', 'type'],
+      registers,
+    });
+    this.#selfMonitoring = new prom.Counter({
+      name: `${PREFIX}self_monitoring_events_total`,
+      help: 'The tunnel\'s own errors reported to the self-monitoring project, by outcome: sent, rate_limited, failed.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    const metrics = this;
+    new prom.Gauge({
+      name: `${PREFIX}in_flight`,
+      help: 'Requests being handled right now (metrics scrapes excluded).',
+      registers,
+      collect() {
+        this.set(Math.max(0, lifecycle.inFlight - metrics.#scrapes));
+      },
+    });
+  }
+
+  /** Loads prom-client only when metrics are on (it costs start-up time). */
+  static async create(options: Config['metrics'], lifecycle: Lifecycle): Promise<TunnelMetrics> {
+    const prom = await import('prom-client');
+    return new TunnelMetrics(prom, await processMetrics(prom), options, lifecycle);
+  }
+
+  /** Called once per request, when it has ended. */
+  observe(record: RequestRecord): void {
+    const project = record.project ?? UNKNOWN_PROJECT;
+    const outcome = record.outcome ?? 'none';
+    const key = `${project}\n${record.status}\n${outcome}`;
+    let requests = this.#requestChildren.get(key);
+    if (requests === undefined) {
+      requests = this.#requests.labels(project, String(record.status), outcome);
+      this.#requestChildren.set(key, requests);
+    }
+    requests.inc();
+    if (record.bytesIn > 0) this.#envelopeBytes.observe(record.bytesIn);
+    if (record.code !== undefined) this.rejected(record.code);
+    if (record.rateLimit !== undefined) {
+      const category = record.rateLimit.category;
+      this.#rateLimited.inc({ reason: record.rateLimit.reason, category: category === undefined ? '' : clamp(CATEGORIES, category) });
+    }
+    if (record.dropped !== undefined) {
+      for (const item of record.dropped) this.#itemsDropped.inc({ reason: item.reason, type: clamp(ITEM_TYPES, item.type) });
+    }
+  }
+
+  /** Counts an error answer; also called for malformed HTTP, which is answered before the pipeline. */
+  rejected(code: string): void {
+    let rejections = this.#rejectionChildren.get(code);
+    if (rejections === undefined) {
+      rejections = this.#rejections.labels(code);
+      this.#rejectionChildren.set(code, rejections);
+    }
+    rejections.inc();
+  }
+
+  /** Times the real call to Sentry (innermost, so retries count once each) and counts transport failures. */
+  wrapUpstream(forward: Forward, projects: Iterable<Project>): Forward {
+    const byTarget = new Map<object, string>();
+    const byUrl = new Map<string, string>();
+    for (const project of projects) {
+      byTarget.set(project.target, project.name);
+      byUrl.set(project.target.origin + project.target.path, project.name);
+    }
+    return async (envelope) => {
+      const started = performance.now();
+      const project = byTarget.get(envelope.target) ?? byUrl.get(envelope.target.origin + envelope.target.path) ?? UNKNOWN_PROJECT;
+      try {
+        const reply = await forward(envelope);
+        this.#observeUpstream(project, reply.status, started);
+        return reply;
+      } catch (error) {
+        const code = error instanceof TunnelError ? error.code : undefined;
+        // A body the client broke off (or that hit a limit) is the client's failure, not Sentry's.
+        const clientFailed = !Buffer.isBuffer(envelope.body) && envelope.body.errored !== null;
+        if (code !== undefined && UPSTREAM_ERROR_CODES.has(code) && !clientFailed) {
+          this.#observeUpstream(project, 'error', started);
+          this.#upstreamErrors.inc({ code });
+        }
+        throw error;
+      }
+    };
+  }
+
+  #observeUpstream(project: string, status: number | 'error', started: number): void {
+    const key = `${project}\n${status}`;
+    let duration = this.#durationChildren.get(key);
+    if (duration === undefined) {
+      duration = this.#upstreamDuration.labels(project, String(status));
+      this.#durationChildren.set(key, duration);
+    }
+    duration.observe((performance.now() - started) / 1000);
+  }
+
+  selfMonitoringEvent(outcome: SelfMonitoringOutcome): void {
+    this.#selfMonitoring.inc({ outcome });
+  }
+
+  /** sentry_tunnel_spool_envelopes and sentry_tunnel_spool_bytes, read at scrape time. */
+  watchSpool(spool: SpoolStats): void {
+    const registers = [this.#registry];
+    new this.#prom.Gauge({
+      name: `${PREFIX}spool_envelopes`,
+      help: 'Envelopes waiting in the spool.',
+      registers,
+      collect() {
+        this.set(spool.stats().envelopes);
+      },
+    });
+    new this.#prom.Gauge({
+      name: `${PREFIX}spool_bytes`,
+      help: 'Bytes of envelopes waiting in the spool.',
+      registers,
+      collect() {
+        this.set(spool.stats().bytes);
+      },
+    });
+  }
+
+  /** sentry_tunnel_queue_length, read at scrape time. */
+  watchQueue(queue: QueueStats): void {
+    new this.#prom.Gauge({
+      name: `${PREFIX}queue_length`,
+      help: 'Envelopes waiting for a rate-limit slot.',
+      registers: [this.#registry],
+      collect() {
+        this.set(queue.queued());
+      },
+    });
+  }
+
+  /** The Prometheus text exposition: the tunnel's metrics, then the Node process metrics. */
+  async render(): Promise<string> {
+    this.#scrapes++;
+    try {
+      const [own, process] = await Promise.all([this.#registry.metrics(), this.#process.metrics()]);
+      return `${own}\n${process}`;
+    } finally {
+      this.#scrapes--;
+    }
+  }
+}
+
+function clamp(known: ReadonlySet<string>, value: string): string {
+  return known.has(value) ? value : 'other';
+}

@@ -1,0 +1,127 @@
+// The way to Sentry: one undici Agent with keep-alive pools per ingest origin, connect and response
+// timeouts, never following redirects (undici 7 follows none unless asked), and the header allowlists in both directions.
+import type { Readable } from 'node:stream';
+import { Agent } from 'undici';
+import type { Config } from '../config/schema.js';
+import type { UpstreamTarget } from '../core/dsn.js';
+import { TunnelError } from '../errors.js';
+
+/** Response headers from Sentry that reach the client; everything else (Set-Cookie, HSTS, …) stays behind. */
+export const RESPONSE_HEADER_ALLOWLIST = ['content-type', 'retry-after', 'x-sentry-rate-limits', 'x-sentry-error'] as const;
+
+/** Sentry's answers are a few bytes of JSON; anything far larger is not Sentry. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+export interface OutboundEnvelope {
+  /** The configured project's name. */
+  readonly project: string;
+  readonly target: UpstreamTarget;
+  /** The parsed envelope header line (event_id, dsn, sdk, …); unknown fields kept. */
+  readonly header: Readonly<Record<string, unknown>>;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The untouched wire bytes. */
+  readonly body: Buffer | Readable;
+  /** Aborts the request (shutdown, the drainer stopping); the Forward then rejects. */
+  readonly signal?: AbortSignal;
+}
+
+export interface UpstreamReply {
+  readonly status: number;
+  /** Only the allowlisted response headers, lower-case names. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+  /** Set when Sentry did not take the envelope and the spool did: this reply is the tunnel's own 200. */
+  readonly spooled?: { readonly cause: string; readonly upstreamStatus?: number };
+}
+
+/** One step towards Sentry; cross-cutting behaviour (limits, back-off, spooling) wraps a Forward. */
+export type Forward = (envelope: OutboundEnvelope) => Promise<UpstreamReply>;
+
+export class Upstream {
+  readonly #agent: Agent;
+
+  constructor(options: Config['upstream']) {
+    this.#agent = new Agent({
+      connections: options.maxConnections,
+      connect: { timeout: options.connectTimeoutMs },
+      // undici arms headersTimeout once the request body is sent, so slow uploads are not cut off.
+      headersTimeout: options.timeoutMs,
+      bodyTimeout: options.timeoutMs,
+      keepAliveTimeout: 4_000,
+    });
+  }
+
+  readonly forward: Forward = async (envelope) => {
+    let response;
+    try {
+      response = await this.#agent.request({
+        origin: envelope.target.origin,
+        path: envelope.target.path,
+        method: 'POST',
+        headers: envelope.headers,
+        body: envelope.body,
+        signal: envelope.signal ?? null,
+      });
+    } catch (error) {
+      throw toTunnelError(error);
+    }
+    if (response.statusCode >= 300 && response.statusCode < 400) {
+      await response.body.dump().catch(() => {});
+      throw new TunnelError('upstream_redirect', { message: `Sentry answered ${response.statusCode}, a redirect, which the tunnel never follows.` });
+    }
+    const body = await readBody(response.body).catch((error: unknown) => {
+      throw toTunnelError(error);
+    });
+    const headers: Record<string, string> = {};
+    for (const name of RESPONSE_HEADER_ALLOWLIST) {
+      const value = response.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+      else if (Array.isArray(value)) headers[name] = value.join(', ');
+    }
+    return { status: response.statusCode, headers, body };
+  };
+
+  /** Lets in-flight requests finish, then closes the pools. */
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.#agent.destroy();
+  }
+}
+
+/** Collects Sentry's small answer from stream events (an async iterator costs more per request). */
+function readBody(body: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    body.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_RESPONSE_BYTES) {
+        body.destroy();
+        reject(new TunnelError('upstream_unavailable', { message: 'Sentry answered with an unexpectedly large body.' }));
+      } else chunks.push(chunk);
+    });
+    body.once('error', reject);
+    body.once('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+  });
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+/** Whether `error` came from the network (a catalogue error or a Node/undici error code), not from a bug in a Forward. */
+export function isTransportFailure(error: unknown): boolean {
+  if (error instanceof TunnelError) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  // errno codes (ECONNRESET, EAI_AGAIN) are the network's; ERR_* codes (ERR_INVALID_ARG_TYPE) are programming errors.
+  return typeof code === 'string' && (code.startsWith('UND_ERR') || (/^E[A-Z_]+$/.test(code) && !code.startsWith('ERR_')));
+}
+
+/** Maps transport failures to the catalogue: timeouts → upstream_timeout, the rest → upstream_unavailable. */
+export function toTunnelError(error: unknown): TunnelError {
+  if (error instanceof TunnelError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return new TunnelError('upstream_timeout', { cause: error });
+  return new TunnelError('upstream_unavailable', { cause: error });
+}

@@ -1,0 +1,62 @@
+// The benchmark's pure parts: reading wrk's report, and the options that decide what a run measures.
+import { describe, expect, it } from 'vitest';
+import { parseWrk } from '../../bench/load.js';
+import { parseOptions } from '../../bench/options.js';
+import { median } from '../../bench/report.js';
+
+const WRK_OUTPUT = `Running 10s test @ http://127.0.0.1:39069/tunnel
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     8.95ms    4.12ms  62.31ms   88.70%
+    Req/Sec     5.19k   412.55     5.83k    72.00%
+  Latency Distribution
+     50%    8.12ms
+     75%    9.80ms
+     90%   12.44ms
+     99%  950.00us
+  51654 requests in 10.00s, 8.92MB read
+  Socket errors: connect 0, read 2, write 1, timeout 3
+  Non-2xx or 3xx responses: 4
+Requests/sec:   5165.12
+Transfer/sec:    912.48KB
+`;
+
+describe('parseWrk', () => {
+  it('reads requests/s, percentiles in their units, and counts socket errors and non-2xx answers as errors', () => {
+    expect(parseWrk(WRK_OUTPUT)).toEqual({ rps: 5165.12, p50Ms: 8.12, p99Ms: 0.95, errors: 10, requests: 51654 });
+  });
+
+  it('reports no errors when wrk printed none', () => {
+    const clean = WRK_OUTPUT.replace(/ {2}Socket errors.*\n/, '').replace(/ {2}Non-2xx.*\n/, '');
+    expect(parseWrk(clean).errors).toBe(0);
+  });
+});
+
+describe('parseOptions', () => {
+  it('defaults to the full run: 3 rounds of 10 s, 50 connections, a 60 s soak, every scenario and peer', () => {
+    const options = parseOptions([], {});
+    expect(options).toMatchObject({ rounds: 3, durationS: 10, connections: 50, soakS: 60, loader: 'auto' });
+    if (options === 'help') throw new Error('unexpected help');
+    expect([...options.scenarios]).toEqual(['startup', '2kb', '20kb', 'big', 'soak']);
+    expect(options.peers).toEqual(['sentry-tunnel', 'pass-through', 'express', 'nginx']);
+  });
+
+  it('--quick shortens everything, and flags win over the environment', () => {
+    expect(parseOptions(['--quick'], {})).toMatchObject({ rounds: 2, durationS: 3, soakS: 10, bigRepeats: 1 });
+    expect(parseOptions(['--rounds', '5'], { BENCH_ROUNDS: '7', BENCH_QUICK: '1' })).toMatchObject({ rounds: 5, durationS: 3 });
+  });
+
+  it('rejects unknown scenarios, peers and loaders, and counts below the minimum', () => {
+    expect(() => parseOptions(['--only', '2kb,huge'], {})).toThrow(/unknown scenario "huge"/);
+    expect(() => parseOptions(['--peers', 'caddy'], {})).toThrow(/unknown peer "caddy"/);
+    expect(() => parseOptions(['--loader', 'ab'], {})).toThrow(/--loader/);
+    expect(() => parseOptions(['--rounds', '0'], {})).toThrow(/--rounds must be a whole number ≥ 1/);
+  });
+});
+
+describe('median', () => {
+  it('is the middle value, or the mean of the two middle values', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+});
