@@ -28,6 +28,10 @@ export const ERRORS = {
   },
   rate_limited: { status: 429, message: 'Too many envelopes; wait for the time in Retry-After before sending again.' },
   internal_error: { status: 500, message: 'The tunnel failed unexpectedly; the error was logged.' },
+  body_already_read: {
+    status: 500,
+    message: 'The request body was read before the tunnel saw it (a body parser runs first); mount the tunnel before any body parser.',
+  },
   upstream_unavailable: { status: 502, message: 'Sentry could not be reached (connection refused, reset or DNS failure).' },
   upstream_redirect: { status: 502, message: 'Sentry answered with a redirect, which the tunnel never follows.' },
   shutting_down: { status: 503, message: 'The tunnel is shutting down.' },

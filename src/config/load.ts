@@ -2,11 +2,13 @@
 // environment overrides, flag overrides — then one validation that reports every problem, then freeze.
 import { resolve } from 'node:path';
 import { cosmiconfig } from 'cosmiconfig';
-import { type Config, configSchema } from './schema.js';
-import { type ConfigProblem, formatProblem, toProblems } from './problems.js';
+import type { Config } from './schema.js';
+import type { ConfigProblem } from './problems.js';
+import { ConfigError, validateConfig } from './validate.js';
 import { normalizeDsn, parseDsn } from '../core/dsn.js';
 
 export { type ConfigProblem, formatProblem } from './problems.js';
+export { ConfigError, type ConfigErrorKind, validateConfig } from './validate.js';
 
 export const MODULE_NAME = 'sentry-tunnel';
 
@@ -24,20 +26,6 @@ export const SEARCH_PLACES = [
   `${MODULE_NAME}.config.cjs`,
   `${MODULE_NAME}.config.mjs`,
 ];
-
-export type ConfigErrorKind = 'invalid' | 'not_found' | 'unreadable';
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    readonly kind: ConfigErrorKind,
-    readonly problems: readonly ConfigProblem[],
-    readonly file: string | undefined,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** Overrides given on the command line; each wins over environment and file. */
 export interface ConfigFlags {
@@ -75,21 +63,6 @@ export async function loadConfig(flags: ConfigFlags = {}, env: Env = process.env
     );
   }
   return { config: validateConfig(layered, file, problems), file };
-}
-
-/** Validates a raw configuration object; throws ConfigError listing every problem (plus `earlier` ones). */
-export function validateConfig(raw: unknown, file?: string, earlier: readonly ConfigProblem[] = []): Config {
-  const result = configSchema.safeParse(raw);
-  // An unset ${VAR} already explains why the value at its path is wrong: say it once.
-  const explained = new Set(earlier.map((problem) => problem.path));
-  const found = result.success ? [] : result.error.issues.flatMap((issue) => toProblems(issue, raw)).filter((problem) => !explained.has(problem.path));
-  const problems = [...earlier, ...found];
-  if (problems.length > 0 || !result.success) {
-    const where = file ? ` in ${file}` : '';
-    const lines = problems.map((problem) => `  ${formatProblem(problem)}`);
-    throw new ConfigError('invalid', problems, file, `Invalid configuration${where}:\n${lines.join('\n')}`);
-  }
-  return deepFreeze(result.data);
 }
 
 async function readConfigFile(path: string | undefined, cwd: string): Promise<{ raw: Json; file: string | undefined }> {
@@ -217,12 +190,4 @@ function numberish(value: string | number | undefined): unknown {
   if (value === undefined || value === '') return undefined;
   if (typeof value === 'number') return value;
   return /^\d+$/.test(value.trim()) ? Number(value) : value;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const item of Object.values(value)) deepFreeze(item);
-  }
-  return value;
 }

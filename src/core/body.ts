@@ -3,8 +3,7 @@
 // Small bodies are buffered whole; larger ones are handed on as a stream of the untouched wire bytes,
 // still counted and decoded on the way so the limits hold to the last byte — unless the caller asks
 // for the whole body (processing rules), which is then read to the end and also kept decoded.
-import type { IncomingMessage } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { TunnelError } from '../errors.js';
@@ -59,7 +58,7 @@ export interface ReadOptions {
  * envelope_too_large, invalid_body_encoding, request_timeout or request_aborted.
  */
 export function readEnvelopeHead(
-  req: IncomingMessage,
+  req: Readable,
   encoding: ContentEncoding,
   limits: BodyLimits,
   options: ReadOptions = {},
@@ -86,7 +85,7 @@ class BodyReader {
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly req: IncomingMessage,
+    private readonly req: Readable,
     encoding: ContentEncoding,
     private readonly limits: BodyLimits,
     private readonly whole: boolean,

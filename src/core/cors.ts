@@ -1,7 +1,7 @@
 // CORS for the tunnel path: which origins may post, and the headers that let a cross-origin SDK read
 // Sentry's rate-limit answers. https://fetch.spec.whatwg.org/#http-cors-protocol
-import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config/schema.js';
+import { type InboundHeaders, header } from './exchange.js';
 
 export const EXPOSED_HEADERS = 'X-Sentry-Rate-Limits, Retry-After, X-Sentry-Error';
 export const ALLOWED_METHODS = 'POST, OPTIONS';
@@ -32,14 +32,15 @@ export class CorsPolicy {
   }
 
   /** Decides an OPTIONS preflight. */
-  preflight(req: IncomingMessage): CorsDecision {
-    const decision = this.check(req.headers.origin);
-    if (!decision.allowed || this.#origins === false || req.headers.origin === undefined) return decision;
-    const requested = req.headers['access-control-request-headers'];
+  preflight(headers: InboundHeaders): CorsDecision {
+    const origin = header(headers, 'origin');
+    const decision = this.check(origin);
+    if (!decision.allowed || this.#origins === false || origin === undefined) return decision;
+    const requested = header(headers, 'access-control-request-headers');
     return {
       allowed: true,
       headers: {
-        'access-control-allow-origin': req.headers.origin,
+        'access-control-allow-origin': origin,
         vary: 'Origin, Access-Control-Request-Headers',
         'access-control-allow-methods': ALLOWED_METHODS,
         'access-control-allow-headers': requested || 'Content-Type, Content-Encoding',

@@ -1,25 +1,21 @@
-// The node:http server: wires config into the pipeline, listens, guards against slow clients, and
-// shuts down gracefully (readiness off, listener closed, in-flight requests finished, pools closed).
-import { STATUS_CODES, type Server, createServer } from 'node:http';
+// The daemon's node:http listener: createTunnel's pipeline behind the daemon's own routes (the tunnel
+// path, /healthz, /readyz, /metrics), guards against slow clients, and a graceful shutdown (readiness
+// off, listener closed, in-flight requests finished or spooled, pools closed).
+import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
-import { createClientIpResolver } from '../core/client-ip.js';
+import { nodeInbound, writeAnswer } from '../adapters/node.js';
 import type { Config } from '../config/schema.js';
-import { CorsPolicy } from '../core/cors.js';
+import type { Answer } from '../core/exchange.js';
+import type { Lifecycle } from '../core/pipeline.js';
+import { ProjectRegistry } from '../core/projects.js';
+import { createTunnelPathMatcher, pathOf } from '../core/tunnel-path.js';
 import { TunnelError, errorBody } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { TunnelMetrics } from '../observability/metrics.js';
-import { Lifecycle, type TunnelContext, createRequestHandler } from '../core/pipeline.js';
-import { Processor } from '../processing/processing.js';
-import { ProjectRegistry } from '../core/projects.js';
-import { type Spooling, startSpooling } from '../spool/spooling.js';
+import type { MetricsEndpoint, TunnelMetrics } from '../observability/metrics.js';
 import type { Spool } from '../spool/spool.js';
-import { RateLimiting } from '../limits/rate-limiting.js';
-import { SelfMonitor } from '../observability/self-monitoring.js';
-import { type Forward, Upstream } from '../upstream/upstream.js';
-
-/** How long shutdown waits for self-monitoring reports still on their way. */
-const SELF_MONITORING_FLUSH_MS = 2_000;
+import { type TunnelParts, createTunnel, tunnelParts } from '../tunnel.js';
+import type { Forward } from '../upstream/upstream.js';
+import { HEALTH_PATHS, health, metricsEndpoint, notFound } from './health.js';
 
 export interface StartOptions {
   readonly logger: Logger;
@@ -44,62 +40,22 @@ export interface RunningTunnel {
 }
 
 /** Start-up failures a person can act on, such as a port already in use. */
-/** After the shutdown timeout, how long aborted forwards get to write themselves to the spool. */
-const SPOOL_GRACE_MS = 2_000;
-
 export class StartupError extends Error {
   override readonly name = 'StartupError';
 }
 
 export async function startTunnel(config: Config, options: StartOptions): Promise<RunningTunnel> {
   const { logger } = options;
-  const projects = new ProjectRegistry(config.projects);
-  const upstream = new Upstream(config.upstream);
-  const lifecycle = new Lifecycle();
-  const metrics = config.metrics.enabled ? await TunnelMetrics.create(config.metrics, lifecycle) : undefined;
-  // Straight to the undici upstream: the tunnel's own errors never travel its pipeline, limits or spool.
-  const selfMonitor = await SelfMonitor.create(config.selfMonitoring, {
-    logger,
-    send: upstream.forward,
-    onOutcome: metrics && ((outcome) => metrics.selfMonitoringEvent(outcome)),
-  });
-  const rateLimiting = await RateLimiting.create(config, projects, logger);
-  let forward = metrics ? metrics.wrapUpstream(upstream.forward, projects.byName.values()) : upstream.forward;
-  // Next to the upstream: the concurrency gate and Sentry's limits see every call to Sentry (the spool's re-sends too).
-  forward = rateLimiting.wrapForward(forward);
-  if (options.wrapForward) forward = options.wrapForward(forward);
-  // Spooling is the outermost wrapper: it sees the final word of everything inside, and its drainer re-sends through all of it.
-  let spooling: Spooling | undefined;
-  /** Releases what start-up has opened so far, when a later step fails. */
-  const abandon = async () => {
-    await spooling?.stop();
-    await upstream.destroy();
-    await rateLimiting.close();
-  };
-  if (config.spool.dir !== undefined) {
-    try {
-      spooling = await startSpooling({ ...config.spool, dir: resolve(config.spool.dir) }, forward, projects, logger);
-    } catch (error) {
-      await abandon();
-      throw new StartupError(error instanceof Error ? error.message : String(error), { cause: error });
-    }
+  const tunnel = createTunnel(config, options);
+  let parts: TunnelParts;
+  try {
+    parts = await tunnel[tunnelParts]();
+  } catch (error) {
+    // Only the spool can fail here with a reason a person acts on (spool.dir not writable, in use).
+    throw new StartupError(error instanceof Error ? error.message : String(error), { cause: error });
   }
-  if (metrics && spooling) metrics.watchSpool(spooling.spool);
-  const ctx: TunnelContext = {
-    config,
-    projects,
-    cors: new CorsPolicy(config.cors),
-    clientIp: createClientIpResolver(config.server.trustProxy),
-    forward: spooling?.forward ?? forward,
-    rateLimiting,
-    logger,
-    lifecycle,
-    spool: spooling?.spool,
-    observer: metrics,
-    metricsEndpoint: config.metrics.port === null ? metrics : undefined,
-    reportError: selfMonitor && ((error, record) => selfMonitor.capture(error, record)),
-    processor: Processor.create(config),
-  };
+  const { pipeline, lifecycle, metrics, spooling } = parts;
+  const spool = spooling?.spool;
 
   const server = createServer(
     {
@@ -109,7 +65,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
       connectionsCheckingInterval: Math.min(1_000, config.server.headersTimeoutMs),
       keepAliveTimeout: 5_000,
     },
-    createRequestHandler(ctx),
+    createListener(config, parts, config.metrics.port === null ? metrics : undefined),
   );
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     // Malformed or too-slow HTTP never reaches the pipeline; answer it from the catalogue and keep serving.
@@ -126,7 +82,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   try {
     await listen(server, config.server.host, config.server.port, '--port');
   } catch (error) {
-    await abandon();
+    await parts.release(false);
     throw error;
   }
   const address = server.address() as AddressInfo;
@@ -134,18 +90,19 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   let metricsServer: Server | undefined;
   let metricsUrl = metrics && `${origin(address)}${config.metrics.path}`;
   if (metrics && config.metrics.port !== null) {
-    metricsServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 }, createRequestHandler(ctx, metrics));
+    metricsServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 }, createListener(config, parts, metrics, true));
     metricsServer.on('clientError', (_error, socket) => socket.destroy());
     await listen(metricsServer, config.server.host, config.metrics.port, 'metrics.port').catch(async (error: unknown) => {
       await new Promise((resolve) => server.close(resolve));
-      await abandon();
+      await parts.release(false);
       throw error;
     });
     metricsUrl = `${origin(metricsServer.address() as AddressInfo)}${config.metrics.path}`;
   }
-  const projectList = [...projects.byName.values()].map((project) => `${project.name} → ${project.target.origin}`).join(', ');
+  const projects = [...new ProjectRegistry(config.projects).byName.values()];
+  const projectList = projects.map((project) => `${project.name} → ${project.target.origin}`).join(', ');
   logger.info(
-    { url, metricsUrl, selfMonitoring: selfMonitor !== undefined, projects: [...projects.byName.values()].map((p) => ({ name: p.name, dsn: p.redactedDsn })) },
+    { url, metricsUrl, selfMonitoring: config.selfMonitoring.dsn !== '', projects: projects.map((p) => ({ name: p.name, dsn: p.redactedDsn })) },
     `sentry-tunnel listening on ${url} — projects: ${projectList}`,
   );
 
@@ -155,22 +112,16 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     address,
     server,
     lifecycle,
-    spool: spooling?.spool,
+    spool,
     metrics,
     metricsUrl,
     shutdown() {
       shutdown ??= (async () => {
-        lifecycle.shuttingDown = true;
         logger.info({ inFlight: lifecycle.inFlight }, 'shutting down: no new connections, finishing in-flight requests');
+        lifecycle.shuttingDown = true;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        let finished = await idleWithin(lifecycle, config.server.shutdownTimeoutMs);
-        if (!finished && spooling) {
-          // Envelopes still on their way to Sentry are spooled and answered 200 instead of dropped.
-          logger.warn({ inFlight: lifecycle.inFlight }, 'shutdown timeout reached; spooling envelopes still being forwarded');
-          spooling.abortInFlight();
-          finished = await idleWithin(lifecycle, Math.min(SPOOL_GRACE_MS, config.server.shutdownTimeoutMs));
-        }
+        const finished = await parts.drain(config.server.shutdownTimeoutMs);
         if (!finished) logger.warn({ inFlight: lifecycle.inFlight }, 'shutdown timeout reached; closing remaining connections');
         server.closeAllConnections();
         await closed;
@@ -180,10 +131,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
           metricsServer.closeAllConnections();
           await metricsClosed;
         }
-        await selfMonitor?.flush(SELF_MONITORING_FLUSH_MS);
-        await spooling?.stop();
-        await (finished ? upstream.close() : upstream.destroy());
-        await rateLimiting.close();
+        await parts.release(finished);
         logger.info('stopped');
       })();
       return shutdown;
@@ -191,17 +139,30 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   };
 }
 
-/** Resolves true once no request is in flight, false after `ms`. */
-async function idleWithin(lifecycle: Lifecycle, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const finished = await Promise.race([
-    lifecycle.idle().then(() => true),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  return finished;
+/**
+ * The daemon's routes on the main port (`metrics` set when metrics are served there) or, with
+ * `metricsOnly`, on metrics.port, which serves the exposition and nothing else.
+ */
+function createListener(config: Config, parts: TunnelParts, metrics: MetricsEndpoint | undefined, metricsOnly = false): (req: IncomingMessage, res: ServerResponse) => void {
+  const { pipeline, lifecycle } = parts;
+  const tunnelPath = createTunnelPathMatcher(config.server.path);
+  const serveHealth = health(lifecycle, parts.spooling?.spool);
+  const serveMetrics = metrics && metricsEndpoint(metrics);
+  return (req, res) => {
+    const path = pathOf(req.url);
+    const inbound = nodeInbound(req, path);
+    let answer: Promise<Answer>;
+    // Probes and scrapes are not traffic: they are logged, but not counted by metrics.
+    if (serveMetrics && path === metrics?.path) answer = pipeline.run(inbound, serveMetrics, false);
+    else if (metricsOnly) answer = pipeline.run(inbound, notFound, false);
+    else {
+      const match = tunnelPath(path);
+      if (match) answer = pipeline.tunnel(inbound, match.project);
+      else if (HEALTH_PATHS.has(path)) answer = pipeline.run(inbound, serveHealth, false);
+      else answer = pipeline.run(inbound, notFound, true);
+    }
+    void answer.then((result) => writeAnswer(req, res, result, lifecycle.shuttingDown));
+  };
 }
 
 function origin(address: AddressInfo): string {

@@ -10,7 +10,7 @@ import { parseEnvelope } from '../core/envelope.js';
 import { TunnelError } from '../errors.js';
 import { MAX_KEYS_PER_WINDOW, UpstreamGate, WindowLimiter } from './limiter.js';
 import type { Logger } from '../observability/logger.js';
-import type { RequestRecord } from '../core/pipeline.js';
+import type { RequestRecord } from '../core/exchange.js';
 import type { Project, ProjectRegistry } from '../core/projects.js';
 import { type RateLimits, SentryLimitCache, announcesLimits, formatRateLimits } from './rate-limits.js';
 import { RedisLink } from './redis.js';

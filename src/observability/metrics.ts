@@ -5,7 +5,8 @@
 import type { Counter, Histogram, Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { TunnelError } from '../errors.js';
-import type { Lifecycle, MetricsEndpoint, RequestObserver, RequestRecord } from '../core/pipeline.js';
+import type { RequestRecord } from '../core/exchange.js';
+import type { Lifecycle, RequestObserver } from '../core/pipeline.js';
 import type { Project } from '../core/projects.js';
 import type { Forward } from '../upstream/upstream.js';
 
@@ -54,6 +55,13 @@ function processMetrics(prom: PromClient): Promise<Registry> {
     return registry;
   });
   return processRegistry;
+}
+
+/** The Prometheus exposition, as the daemon serves it at metrics.path. */
+export interface MetricsEndpoint {
+  readonly path: string;
+  readonly contentType: string;
+  render(): Promise<string>;
 }
 
 export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
@@ -256,6 +264,11 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
         this.set(queue.queued());
       },
     });
+  }
+
+  /** The tunnel's own metrics only, for an app that serves its own process metrics. */
+  renderOwn(): Promise<string> {
+    return this.#registry.metrics();
   }
 
   /** The Prometheus text exposition: the tunnel's metrics, then the Node process metrics. */

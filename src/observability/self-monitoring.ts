@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import { type UpstreamTarget, envelopeTarget, parseDsn } from '../core/dsn.js';
 import type { Logger } from './logger.js';
 import type { SelfMonitoringOutcome } from './metrics.js';
-import type { RequestRecord } from '../core/pipeline.js';
+import type { RequestRecord } from '../core/exchange.js';
 import type { Forward } from '../upstream/upstream.js';
 import { version } from '../version.js';
 

@@ -15,7 +15,7 @@ export interface DroppedItem {
 /** What the request itself tells about the client. */
 export interface ClientFacts {
   /** The client's address, derived through server.trustProxy (read only when enrich.clientIp is on). */
-  readonly ip: () => string;
+  readonly ip: () => string | undefined;
   /** The request's User-Agent, for events that carry none of their own. */
   readonly userAgent: string | undefined;
 }
@@ -85,7 +85,7 @@ export class Processor {
   }
 
   /** The item as it goes on (itself when untouched), or the rule that drops it. */
-  #processItem(item: EnvelopeItem, client: ClientFacts, clientIp: () => string): EnvelopeItem | DropReason {
+  #processItem(item: EnvelopeItem, client: ClientFacts, clientIp: () => string | undefined): EnvelopeItem | DropReason {
     if (this.#filters.dropsType(item.type)) return 'dropItemTypes';
     if (!EVENT_ITEM_TYPES.has(item.type)) return item;
     const inspect = this.#filters.inspectsEvents;

@@ -170,6 +170,9 @@ export function setAside(dir: string, name: string): Promise<void> {
   return rename(join(dir, name), join(dir, `${name}${CORRUPT_SUFFIX}`));
 }
 
+const HELD = Symbol.for('sentry-tunnel.spool-dirs');
+const heldInProcess: Set<string> = ((globalThis as Record<symbol, Set<string> | undefined>)[HELD] ??= new Set());
+
 /**
  * Creates the directory, proves it is writable by writing, fsyncing and deleting a probe file, and
  * takes the lock: two tunnels sharing one spool would delete each other's in-progress files.
@@ -191,6 +194,11 @@ export async function prepareDirectory(dir: string): Promise<{ release(): Promis
     throw new Error(`spool.dir ${dir} is not a writable directory (${message.startsWith(`${code}: `) ? message : `${code}: ${message}`})`);
   }
   const lock = join(dir, LOCK_NAME);
+  // The lock file tells processes apart; two tunnels in one process (a second createTunnel after a hot
+  // reload) are told apart here, in a registry every copy of this module shares.
+  if (heldInProcess.has(dir)) {
+    throw new Error(`spool.dir ${dir} is already used by another tunnel in this process: close() the first one (after a hot reload too), or give each tunnel its own spool.dir`);
+  }
   const me = JSON.stringify({ pid: process.pid, hostname: hostname() });
   let previousOwner: string | undefined;
   const existing = await readFile(lock, 'utf8').catch(() => undefined);
@@ -202,9 +210,11 @@ export async function prepareDirectory(dir: string): Promise<{ release(): Promis
     previousOwner = owner ? `pid ${owner.pid} on ${owner.hostname}` : 'unknown';
   }
   await writeDurably(dir, LOCK_NAME, [Buffer.from(me)]);
+  heldInProcess.add(dir);
   return {
     previousOwner,
     release: async () => {
+      heldInProcess.delete(dir);
       const current = await readFile(lock, 'utf8').catch(() => undefined);
       if (current === me) await unlink(lock).catch(() => {});
     },

@@ -1,0 +1,38 @@
+// node:http ↔ the pipeline: an IncomingMessage is read as an InboundRequest as it is (no copy, no Web
+// Request), and an Answer is written with one writeHead + end.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Answer, InboundRequest } from '../core/exchange.js';
+
+export function nodeInbound(req: IncomingMessage, path: string): InboundRequest {
+  return {
+    method: req.method ?? 'GET',
+    path,
+    headers: req.headers,
+    body: req,
+    peerAddress: req.socket?.remoteAddress,
+    bodyAlreadyRead: bodyAlreadyRead(req),
+  };
+}
+
+/**
+ * Why the body can no longer be read as it arrived: a body parser (Express's json/text/raw, Next.js
+ * Pages' bodyParser) consumed it before the tunnel, and what it kept is not the wire bytes.
+ */
+function bodyAlreadyRead(req: IncomingMessage): string | undefined {
+  if (!req.readableDidRead && !req.readableEnded && (req as { body?: unknown }).body === undefined) return undefined;
+  return (
+    'The request body was read before the tunnel saw it (a body parser ran first), so its exact bytes are gone: mount the tunnel ' +
+    'before express.json()/text()/raw(), or set `export const config = { api: { bodyParser: false } }` in a Next.js Pages API route.'
+  );
+}
+
+/** Writes `answer` unless the client is gone; closes the connection when the body was not read to the end. */
+export function writeAnswer(req: IncomingMessage, res: ServerResponse, answer: Answer, closing: boolean): void {
+  if (res.headersSent || res.destroyed) return;
+  const { headers, body } = answer;
+  // An unread body would have to be drained before the next request on this connection: close it instead.
+  if (closing || !req.complete) headers.connection = 'close';
+  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+  res.writeHead(answer.status, headers);
+  res.end(body);
+}
