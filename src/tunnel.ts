@@ -105,6 +105,7 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
   };
 
   const answer = (build: (p: TunnelParts) => Promise<Answer>): Promise<Answer> => {
+    if (closed) return Promise.resolve(startupAnswer(new TunnelError('shutting_down')));
     if (parts) return build(parts);
     return open().then(build, (error: unknown) => startupAnswer(error));
   };
@@ -169,7 +170,7 @@ function validate(input: ConfigInput | Config): Config {
   return validateConfig({ ...input, metrics: { enabled: false, ...metrics } });
 }
 
-/** A tunnel that could not open (the spool directory, say) answers 503 and says why in its log. */
+/** The answer while the tunnel cannot serve: it could not open (500, the log says why) or it is closed (503). */
 function startupAnswer(error: unknown): Answer {
   const refusal = error instanceof TunnelError ? error : new TunnelError('internal_error', { cause: error });
   return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: refusal.message, code: refusal.code }) };

@@ -27,7 +27,7 @@ export function fetchInbound(request: Request, info: FetchInfo | undefined): Inb
     method: request.method,
     path: pathOfUrl(request.url),
     headers,
-    body: request.body === null ? Readable.from([]) : Readable.fromWeb(request.body as NodeReadableStream<Uint8Array>),
+    body: request.body === null || request.bodyUsed ? Readable.from([]) : Readable.fromWeb(request.body as NodeReadableStream<Uint8Array>),
     peerAddress: info?.clientAddress || undefined,
     bodyAlreadyRead,
   };
