@@ -30,6 +30,7 @@ export class FakeSentry {
   cutAfterBytes: number | undefined;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  host = '127.0.0.1';
 
   private constructor() {
     this.#server = createServer((req, res) => {
@@ -62,9 +63,11 @@ export class FakeSentry {
     });
   }
 
-  static async start(): Promise<FakeSentry> {
+  /** `host` is a loopback address; another one than 127.0.0.1 makes a Sentry host of its own. */
+  static async start(host = '127.0.0.1'): Promise<FakeSentry> {
     const fake = new FakeSentry();
-    await new Promise<void>((resolve) => fake.#server.listen(0, '127.0.0.1', resolve));
+    fake.host = host;
+    await new Promise<void>((resolve) => fake.#server.listen(0, host, resolve));
     return fake;
   }
 
@@ -74,7 +77,7 @@ export class FakeSentry {
 
   /** A DSN whose ingest is this fake. */
   dsn(projectId = '2', publicKey = 'abc123def456'): string {
-    return `http://${publicKey}@127.0.0.1:${this.port}/${projectId}`;
+    return `http://${publicKey}@${this.host}:${this.port}/${projectId}`;
   }
 
   /** Resolves once `count` requests have arrived (bounded by `timeoutMs`). */
