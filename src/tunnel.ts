@@ -16,6 +16,7 @@ import { createTunnelPathMatcher, pathOf } from './core/tunnel-path.js';
 import { TunnelError } from './errors.js';
 import { RateLimiting } from './limits/rate-limiting.js';
 import { type Logger, createLogger } from './observability/logger.js';
+import { createRequestLog } from './observability/request-log.js';
 import { TunnelMetrics } from './observability/metrics.js';
 import { SelfMonitor } from './observability/self-monitoring.js';
 import { Processor } from './processing/processing.js';
@@ -215,7 +216,9 @@ export async function openTunnel(config: Config, options: TunnelOptions): Promis
     if (config.spool.dir !== undefined) spooling = await startSpooling({ ...config.spool, dir: resolve(config.spool.dir) }, forward, projects, logger);
     if (metrics && spooling) metrics.watchSpool(spooling.spool);
     const limiting = rateLimiting;
+    const requestLog = createRequestLog(logger, config.log);
     const pipeline = new Pipeline({
+      requestLog,
       config,
       projects,
       cors: new CorsPolicy(config.cors),
@@ -246,6 +249,7 @@ export async function openTunnel(config: Config, options: TunnelOptions): Promis
         return finished;
       },
       async release(graceful) {
+        requestLog.close();
         await selfMonitor?.flush(SELF_MONITORING_FLUSH_MS);
         await spool?.stop();
         await (graceful ? upstream.close() : upstream.destroy());

@@ -113,6 +113,7 @@ interface Overrides {
   port?: unknown;
   dsns?: readonly string[];
   logLevel?: string;
+  logRequests?: string;
   format?: 'pretty';
   upstreamTimeoutMs?: unknown;
 }
@@ -124,6 +125,7 @@ function environmentOverrides(env: Env): Overrides {
     port: numberish(env.SENTRY_TUNNEL_PORT),
     dsns,
     logLevel: env.SENTRY_TUNNEL_LOG_LEVEL || undefined,
+    logRequests: env.SENTRY_TUNNEL_LOG_REQUESTS || undefined,
     upstreamTimeoutMs: numberish(env.TUNNEL_TIMEOUT),
   };
 }
@@ -150,6 +152,7 @@ function applyOverrides(base: Json, ...layers: Overrides[]): Json {
     if (layer.host !== undefined) section('server').host = layer.host;
     if (layer.port !== undefined) section('server').port = layer.port;
     if (layer.logLevel !== undefined) section('log').level = layer.logLevel;
+    if (layer.logRequests !== undefined) section('log').requests = layer.logRequests;
     if (layer.format !== undefined) section('log').format = layer.format;
     if (layer.upstreamTimeoutMs !== undefined) section('upstream').timeoutMs = layer.upstreamTimeoutMs;
     if (layer.dsns && layer.dsns.length > 0) addDsnProjects(section('projects'), layer.dsns);

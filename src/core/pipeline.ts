@@ -30,6 +30,8 @@ export interface TunnelContext {
   readonly lifecycle: Lifecycle;
   /** The filters and enrichment, when any rule is configured (then bodies are read whole). */
   readonly processor?: Processor | undefined;
+  /** Writes what log.requests asks for, once per request. */
+  readonly requestLog: { write(record: RequestRecord): void };
   /** Counts every request when it ends (metrics); absent when metrics are off. */
   readonly observer?: RequestObserver | undefined;
   /** Hands unexpected failures (bugs, not decisions or outages) to self-monitoring. */
@@ -115,8 +117,7 @@ export class Pipeline {
     }
     record.status = answer.status;
     record.durationMs = Math.round((performance.now() - started) * 100) / 100;
-    if (record.status >= 500) ctx.logger.error(record, 'request');
-    else ctx.logger.info(record, 'request');
+    ctx.requestLog.write(record);
     if (traffic) ctx.observer?.observe(record);
     ctx.lifecycle.leave();
     return answer;

@@ -32,7 +32,7 @@ describe('schema lookups', () => {
   it('points a key in the wrong section to the right one, else lists the known keys', () => {
     expect(unknownKeyHint('timeoutMs', [])).toBe('"timeoutMs" belongs under "upstream": did you mean "upstream.timeoutMs"?');
     expect(unknownKeyHint('dsn', [])).toContain('DSNs go under "projects"');
-    expect(unknownKeyHint('zzz', ['log'])).toBe('known keys here: level, format');
+    expect(unknownKeyHint('zzz', ['log'])).toBe('known keys here: level, format, requests, summaryIntervalMs');
   });
 
   it('suggests the closest allowed value', () => {

@@ -107,7 +107,7 @@ describe('loadConfig', () => {
     const { config } = await loadConfig({ port: '3000', logLevel: 'error', pretty: true }, env, dir);
     expect(config.server.port).toBe(3000);
     expect(config.server.host).toBe('::1');
-    expect(config.log).toEqual({ level: 'error', format: 'pretty' });
+    expect(config.log).toMatchObject({ level: 'error', format: 'pretty' });
     expect(config.upstream.timeoutMs).toBe(1234);
     expect(config.projects.web?.dsn).toBe(DSN);
   });

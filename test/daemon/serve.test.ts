@@ -38,7 +38,7 @@ describe('sentry-tunnel serve', () => {
   });
 
   it('writes a lone request line within the flush interval: log batching never holds a line until exit', async () => {
-    const cli = runCli(['serve', '--dsn', sentry.dsn('7'), '--port', '0'], { cwd: emptyDir });
+    const cli = runCli(['serve', '--dsn', sentry.dsn('7'), '--port', '0'], { cwd: emptyDir, env: { SENTRY_TUNNEL_LOG_REQUESTS: 'all' } });
     try {
       const url = listeningUrl(await cli.waitForLine(/listening on/));
       const res = await send({ url, body: errorEnvelope(sentry.dsn('7')) });

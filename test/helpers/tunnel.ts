@@ -16,7 +16,7 @@ export interface TestTunnel extends RunningTunnel {
 type Overrides = Omit<ConfigInput, 'projects'> & { projects: ConfigInput['projects'] };
 
 export async function startTestTunnel(input: Overrides, options: Partial<StartOptions> = {}): Promise<TestTunnel> {
-  const config = validateConfig({ ...input, server: { host: '127.0.0.1', port: 0, ...input.server }, log: { level: 'info', format: 'json', ...input.log } });
+  const config = validateConfig({ ...input, server: { host: '127.0.0.1', port: 0, ...input.server }, log: { level: 'info', format: 'json', requests: 'all', ...input.log } });
   let raw = '';
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
