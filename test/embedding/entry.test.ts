@@ -3,7 +3,7 @@
 // would be dead weight there — or break at request time.
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-import { REPO } from '../helpers/run-cli.js';
+import { REPO, runNode } from '../helpers/run-cli.js';
 
 /** Every module and package the entry imports, statically or with import(). */
 async function importsOf(entry: string): Promise<{ files: string[]; packages: string[] }> {
@@ -26,5 +26,19 @@ describe('the embedding entry', () => {
     // The CLI entry does import them, so the check above can tell.
     const cli = await importsOf(`${REPO}/src/daemon/cli.ts`);
     expect(cli.packages).toEqual(expect.arrayContaining(['commander', 'cosmiconfig']));
+  });
+});
+
+describe('on an edge runtime', () => {
+  it.each(['edge-light', 'workerd', 'browser'])('fails to import under the "%s" condition with a sentence saying why', async (condition) => {
+    const result = await runNode(['-C', condition, '--input-type=module', '-e', "await import('sentry-tunnel')"], { cwd: REPO });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('sentry-tunnel needs Node.js ≥ 20.19');
+    expect(result.stderr).toContain("runtime = 'nodejs'");
+  });
+
+  it('imports on Node.js', async () => {
+    const result = await runNode(['--input-type=module', '-e', "const m = await import('sentry-tunnel'); console.log(typeof m.createTunnel)"], { cwd: REPO });
+    expect(result).toMatchObject({ code: 0, stdout: 'function\n' });
   });
 });
