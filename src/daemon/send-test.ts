@@ -11,6 +11,7 @@ import {
   diagnoseAnswer,
   diagnoseNetworkError,
   diagnosePreflight,
+  diagnoseSpooled,
   sentryError,
   tunnelCode,
 } from './send-test-diagnosis.js';
@@ -125,15 +126,16 @@ async function attempt(options: SendTestOptions, run: Run): Promise<number> {
     const diagnosis = diagnoseAnswer(answer, ctx);
     if (run.via === 'tunnel') {
       if (code !== undefined) return run.fail('tunnel', `${answer.status} ${code} after ${String(run.roundTripMs)} ms`, diagnosis);
+      const spooled = diagnoseSpooled(answer, ctx);
+      if (spooled) {
+        run.step('tunnel', true, `answered ${answer.status} after ${String(run.roundTripMs)} ms, but kept the event in its spool`);
+        return run.fail('sentry', `not reached: ${spooled.spoolCause}`, spooled.diagnosis);
+      }
       run.step('tunnel', true, `forwarded; Sentry's answer came back after ${String(run.roundTripMs)} ms`);
     }
     if (diagnosis) return run.fail('sentry', `${answer.status}${sentryError(answer) ? ` "${sentryError(answer)}"` : ''}`, diagnosis);
     const id = acceptedId(answer) ?? envelope.eventId;
     run.step('sentry', true, `accepted: event id ${id} (in Sentry, search for it or for ${TEST_TAG}:true)`);
-    if (run.via === 'tunnel' && config?.spool.dir !== undefined) {
-      // The spool answers 200 {"id"} for an envelope it keeps while Sentry is unreachable; the client cannot tell.
-      run.notes.push('This tunnel spools (spool.dir): it also answers 200 when it keeps the event because Sentry is unreachable; its log line for the request then says "outcome":"spooled".');
-    }
     run.finish({ ok: true, diagnosis: undefined });
     return 0;
   } finally {
