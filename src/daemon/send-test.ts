@@ -84,6 +84,8 @@ async function attempt(options: SendTestOptions, run: Run): Promise<number> {
 
   const url = viaTunnel ?? new URL(envelope.directUrl);
   run.url = redactKey(url);
+  const proxyNote = viaTunnel && loaded && options.url !== undefined ? untrustedProxyNote(viaTunnel, loaded.config.server) : undefined;
+  if (proxyNote) run.notes.push(proxyNote);
   const timeoutMs = options.timeout ?? (config ? config.upstream.timeoutMs + 5_000 : DEFAULT_TIMEOUT_MS);
   const ctx: DiagnosisContext = {
     via: run.via,
@@ -177,6 +179,20 @@ function tunnelUrl(option: string | undefined, loaded: LoadedConfig | undefined)
   if (server.port === 0) throw new UsageError('server.port is 0 (the tunnel picks a free port at start): pass the URL it printed with --url.');
   const host = server.host === '0.0.0.0' ? '127.0.0.1' : server.host === '::' ? '::1' : server.host;
   return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${server.port}${server.path}`);
+}
+
+/**
+ * --url reaches the tunnel on another port than it listens on (a reverse proxy, most likely) while
+ * server.trustProxy is false: then every visitor shares the proxy's address and one per-client budget.
+ */
+function untrustedProxyNote(url: URL, server: LoadedConfig['config']['server']): string | undefined {
+  if (server.trustProxy !== false || server.port === 0) return undefined;
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  if (port === server.port) return undefined;
+  return (
+    `${url.host} is not the tunnel's own listener (port ${server.port}): if a reverse proxy forwards to it, set server.trustProxy to the proxy's address, ` +
+    'or every visitor shares one per-client budget; the tunnel logs one warning naming that address when it sees X-Forwarded-For.'
+  );
 }
 
 function parseOrigin(value: string): string {
