@@ -115,6 +115,7 @@ interface Overrides {
   logLevel?: string;
   format?: 'pretty';
   upstreamTimeoutMs?: unknown;
+  drainDelayMs?: unknown;
 }
 
 function environmentOverrides(env: Env): Overrides {
@@ -125,6 +126,7 @@ function environmentOverrides(env: Env): Overrides {
     dsns,
     logLevel: env.SENTRY_TUNNEL_LOG_LEVEL || undefined,
     upstreamTimeoutMs: numberish(env.TUNNEL_TIMEOUT),
+    drainDelayMs: numberish(env.SENTRY_TUNNEL_DRAIN_DELAY_MS),
   };
 }
 
@@ -152,6 +154,7 @@ function applyOverrides(base: Json, ...layers: Overrides[]): Json {
     if (layer.logLevel !== undefined) section('log').level = layer.logLevel;
     if (layer.format !== undefined) section('log').format = layer.format;
     if (layer.upstreamTimeoutMs !== undefined) section('upstream').timeoutMs = layer.upstreamTimeoutMs;
+    if (layer.drainDelayMs !== undefined) section('server').drainDelayMs = layer.drainDelayMs;
     if (layer.dsns && layer.dsns.length > 0) addDsnProjects(section('projects'), layer.dsns);
   }
   return config;

@@ -16,6 +16,7 @@ import type { Spool } from '../spool/spool.js';
 import { type TunnelParts, createTunnel, tunnelParts } from '../tunnel.js';
 import type { Forward } from '../upstream/upstream.js';
 import { HEALTH_PATHS, health, metricsEndpoint, notFound } from './health.js';
+import { drainDelay } from './drain-delay.js';
 import { missingHost, refuseMissingHost } from './host-header.js';
 import { lingerOnClose } from './lingering-close.js';
 
@@ -123,6 +124,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
       shutdown ??= (async () => {
         logger.info({ inFlight: lifecycle.inFlight }, 'shutting down: no new connections, finishing in-flight requests');
         lifecycle.shuttingDown = true;
+        await drainDelay(config.server.drainDelayMs, logger);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const finished = await parts.drain(config.server.shutdownTimeoutMs);

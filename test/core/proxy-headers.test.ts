@@ -29,7 +29,7 @@ describe('proxy headers while server.trustProxy is false', () => {
       const plain = await send({ url: tunnel.url, body: errorEnvelope(sentry.dsn('2')) });
       expect(plain.status).toBe(200);
       expect(warnings(tunnel.logs())).toEqual([]);
-      for (const headers of [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.10' }, { 'x-forwarded-for': '203.0.113.11' }]) {
+      for (const headers of [{ 'x-forwarded-for': '203.0.113.9' }, { forwarded: 'for=203.0.113.10' }, { 'x-forwarded-for': '203.0.113.11' }] as Record<string, string>[]) {
         expect((await send({ url: tunnel.url, body: errorEnvelope(sentry.dsn('2')), headers })).status).toBe(200);
       }
       const [warning, ...more] = warnings(tunnel.logs());
