@@ -12,6 +12,7 @@ import { CorsPolicy } from './core/cors.js';
 import type { Answer } from './core/exchange.js';
 import { Lifecycle, Pipeline } from './core/pipeline.js';
 import { ProjectRegistry } from './core/projects.js';
+import { warnOnUntrustedProxyHeaders } from './core/proxy-headers.js';
 import { createTunnelPathMatcher, pathOf } from './core/tunnel-path.js';
 import { TunnelError } from './errors.js';
 import { RateLimiting } from './limits/rate-limiting.js';
@@ -222,7 +223,7 @@ export async function openTunnel(config: Config, options: TunnelOptions): Promis
       config,
       projects,
       cors: new CorsPolicy(config.cors),
-      clientIp: createClientIpResolver(config.server.trustProxy),
+      clientIp: warnOnUntrustedProxyHeaders(createClientIpResolver(config.server.trustProxy), config.server.trustProxy, logger),
       forward: spooling?.forward ?? forward,
       rateLimiting: limiting,
       logger,

@@ -116,6 +116,7 @@ interface Overrides {
   logRequests?: string;
   format?: 'pretty';
   upstreamTimeoutMs?: unknown;
+  drainDelayMs?: unknown;
 }
 
 function environmentOverrides(env: Env): Overrides {
@@ -127,6 +128,7 @@ function environmentOverrides(env: Env): Overrides {
     logLevel: env.SENTRY_TUNNEL_LOG_LEVEL || undefined,
     logRequests: env.SENTRY_TUNNEL_LOG_REQUESTS || undefined,
     upstreamTimeoutMs: numberish(env.TUNNEL_TIMEOUT),
+    drainDelayMs: numberish(env.SENTRY_TUNNEL_DRAIN_DELAY_MS),
   };
 }
 
@@ -155,6 +157,7 @@ function applyOverrides(base: Json, ...layers: Overrides[]): Json {
     if (layer.logRequests !== undefined) section('log').requests = layer.logRequests;
     if (layer.format !== undefined) section('log').format = layer.format;
     if (layer.upstreamTimeoutMs !== undefined) section('upstream').timeoutMs = layer.upstreamTimeoutMs;
+    if (layer.drainDelayMs !== undefined) section('server').drainDelayMs = layer.drainDelayMs;
     if (layer.dsns && layer.dsns.length > 0) addDsnProjects(section('projects'), layer.dsns);
   }
   return config;

@@ -136,6 +136,10 @@ export const configSchema = z
           z._default(z.union([z.boolean(), z.array(cidr)]), false),
           'false: the peer is the client; true: trust X-Forwarded-For; a list: trust these proxy CIDRs.',
         ),
+        drainDelayMs: described(
+          z._default(z.int().check(z.minimum(0, { error: 'must be a whole number of milliseconds ≥ 0' })), 5_000),
+          'On SIGTERM/SIGINT, how long /readyz answers 503 while the listener still serves, so load balancers stop sending first; 0 closes at once.',
+        ),
         shutdownTimeoutMs: described(positiveMs(10_000), 'How long in-flight requests may take to finish on SIGTERM/SIGINT.'),
         headersTimeoutMs: described(positiveMs(10_000), 'A client must send its request headers within this time.'),
         requestTimeoutMs: described(positiveMs(60_000), 'A client must send its whole request within this time.'),

@@ -82,6 +82,7 @@ function flatten(value: unknown, prefix = ''): [string, unknown][] {
 }
 
 function formatValue(key: string, value: unknown): string {
+  if (key === 'server.trustProxy' && value === false) return 'false (behind a reverse proxy, set it to the proxy\'s address, or every visitor shares one per-client budget)';
   if (typeof value === 'number') {
     if (/bytes$/i.test(key) && value >= 1024) return `${value} (${formatBytes(value)})`;
     if (/ms$/i.test(key) && value >= 1000) return `${value} (${formatDuration(value)})`;

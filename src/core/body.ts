@@ -3,6 +3,7 @@
 // Small bodies are buffered whole; larger ones are handed on as a stream of the untouched wire bytes,
 // still counted and decoded on the way so the limits hold to the last byte — unless the caller asks
 // for the whole body (processing rules), which is then read to the end and also kept decoded.
+import { isUtf8 } from 'node:buffer';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
@@ -22,6 +23,7 @@ export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
 export const BUFFERED_BODY_BYTES = 256 * 1024;
 
 const NEWLINE = 0x0a;
+const INVALID_UTF8 = 'The envelope header line is not valid UTF-8; expected a Sentry envelope header.';
 
 export function parseContentEncoding(header: string | undefined): ContentEncoding {
   const value = header?.trim().toLowerCase();
@@ -50,6 +52,8 @@ export interface ReadOptions {
    * stages that must see every item (processing). Without it, large bodies stream.
    */
   readonly whole?: boolean;
+  /** Gets the wire bytes read when the body is refused, so the request log says what arrived. */
+  readonly record?: { bytesIn: number };
 }
 
 /**
@@ -63,7 +67,7 @@ export function readEnvelopeHead(
   limits: BodyLimits,
   options: ReadOptions = {},
 ): Promise<EnvelopeHead> {
-  return new BodyReader(req, encoding, limits, options.whole === true).head();
+  return new BodyReader(req, encoding, limits, options.whole === true, options.record).head();
 }
 
 class BodyReader {
@@ -78,6 +82,10 @@ class BodyReader {
   #decodedChunks: Buffer[] | undefined;
   #ended = false;
   #decoderEnded = false;
+  /** Wire chunks written to the decoder whose decoded bytes are not all counted yet. */
+  #pendingDecodes = 0;
+  /** The body is ready to stream but waits (request paused) for the decoder to count what it was given. */
+  #awaitingDecoder = false;
   #failure: TunnelError | undefined;
   readonly #decoder: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined;
   #settle: { resolve: (head: EnvelopeHead) => void; reject: (error: TunnelError) => void } | undefined;
@@ -89,6 +97,7 @@ class BodyReader {
     encoding: ContentEncoding,
     private readonly limits: BodyLimits,
     private readonly whole: boolean,
+    private readonly record: { bytesIn: number } | undefined,
   ) {
     this.#decoder = createDecoder(encoding);
     if (whole && this.#decoder) this.#decodedChunks = [];
@@ -133,8 +142,10 @@ class BodyReader {
     if (this.#wireBytes > this.limits.maxEnvelopeBytes) return this.#fail(new TunnelError('envelope_too_large'));
     this.#chunks.push(chunk);
     this.#bufferedBytes += chunk.length;
-    if (this.#decoder) this.#decoder.write(chunk);
-    else this.#onDecoded(chunk);
+    if (this.#decoder) {
+      this.#pendingDecodes++;
+      this.#decoder.write(chunk, () => this.#onChunkDecoded());
+    } else this.#onDecoded(chunk);
     this.#tryResolve();
   }
 
@@ -153,6 +164,14 @@ class BodyReader {
     if (this.#stream === undefined) this.#tryResolve();
   }
 
+  #onChunkDecoded(): void {
+    this.#pendingDecodes--;
+    if (this.#pendingDecodes === 0 && this.#awaitingDecoder) {
+      this.#awaitingDecoder = false;
+      this.#tryResolve();
+    }
+  }
+
   #markEnded(): void {
     this.#ended = true;
     clearTimeout(this.#timer);
@@ -161,6 +180,7 @@ class BodyReader {
   #fail(error: TunnelError): void {
     if (this.#failure) return;
     this.#failure = error;
+    if (this.record) this.record.bytesIn = this.#wireBytes;
     clearTimeout(this.#timer);
     this.#detach();
     this.#decoder?.destroy();
@@ -181,7 +201,15 @@ class BodyReader {
     }
     if (!this.#headerLine) return;
     if (!decodedAll && (this.whole || this.#bufferedBytes < BUFFERED_BODY_BYTES)) return;
+    if (!decodedAll && this.#pendingDecodes > 0) {
+      // Streaming hands the buffered chunks on: not before the decoder has counted them (a deflate bomb).
+      this.req.pause();
+      this.#awaitingDecoder = true;
+      return;
+    }
 
+    // Relay's parser refuses what is not UTF-8; JSON.parse would quietly turn it into U+FFFD.
+    if (!isUtf8(this.#headerLine)) return this.#fail(new TunnelError('invalid_envelope_header', { message: INVALID_UTF8 }));
     const header = parseHeader(this.#headerLine);
     if (!header) return this.#fail(new TunnelError('invalid_envelope_header'));
     const { resolve } = this.#settle;

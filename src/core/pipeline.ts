@@ -155,7 +155,7 @@ export class Pipeline {
     const declaredLength = header(headers, 'content-length');
     if (declaredLength !== undefined && Number(declaredLength) > this.#limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
 
-    const head = await readEnvelopeHead(inbound.body, encoding, this.#limits, { whole: ctx.processor !== undefined });
+    const head = await readEnvelopeHead(inbound.body, encoding, this.#limits, { whole: ctx.processor !== undefined, record });
     record.bytesIn = head.wireBytes();
     try {
       const project = resolveProject(ctx, head, named);

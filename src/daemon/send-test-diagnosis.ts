@@ -83,6 +83,31 @@ export function diagnoseNetworkError(error: { code?: string; name?: string; mess
   };
 }
 
+/**
+ * A 200 the tunnel gave for an event it kept in its spool (X-Sentry-Tunnel-Outcome: spooled), so
+ * nothing reached Sentry yet: what kept it, and what to check on the tunnel's machine.
+ */
+export function diagnoseSpooled(answer: HttpAnswer, ctx: DiagnosisContext): { spoolCause: string; diagnosis: Diagnosis } | undefined {
+  if (ctx.via !== 'tunnel' || answer.headers['x-sentry-tunnel-outcome'] !== 'spooled') return undefined;
+  const spoolCause = answer.headers['x-sentry-tunnel-spool-cause'] || 'no cause given';
+  const host = ctx.sentryHost.replace(/:\d+$/, '');
+  const why = spoolCause.startsWith('upstream_timeout')
+    ? 'Sentry did not answer it within upstream.timeoutMs'
+    : spoolCause.startsWith('upstream_status')
+      ? `Sentry answered ${spoolCause.split(' ')[1] ?? '5xx'}`
+      : spoolCause === 'shutdown'
+        ? 'the tunnel was shutting down'
+        : 'Sentry could not be reached (connection refused or reset, or DNS failure)';
+  return {
+    spoolCause,
+    diagnosis: {
+      cause: 'spooled',
+      problem: `The tunnel answered 200 but did not deliver the event to Sentry at ${ctx.sentryHost}: ${why} (${spoolCause}). It kept the event in its spool and re-sends it once Sentry takes it.`,
+      fix: `On the tunnel's machine check DNS for ${host}, firewall and egress rules, and any outbound proxy you must use; the tunnel's log line for this request says "outcome":"spooled" and the full cause. \`sentry-tunnel send-test --direct\` from that machine tries Sentry without the tunnel.`,
+    },
+  };
+}
+
 /** A preflight a browser would not accept (and no tunnel code explains it). */
 export function diagnosePreflight(answer: HttpAnswer, ctx: DiagnosisContext): Diagnosis | undefined {
   const allowed = answer.headers['access-control-allow-origin'];

@@ -11,6 +11,7 @@ import {
   diagnoseAnswer,
   diagnoseNetworkError,
   diagnosePreflight,
+  diagnoseSpooled,
   sentryError,
   tunnelCode,
 } from './send-test-diagnosis.js';
@@ -83,6 +84,8 @@ async function attempt(options: SendTestOptions, run: Run): Promise<number> {
 
   const url = viaTunnel ?? new URL(envelope.directUrl);
   run.url = redactKey(url);
+  const proxyNote = viaTunnel && loaded && options.url !== undefined ? untrustedProxyNote(viaTunnel, loaded.config.server) : undefined;
+  if (proxyNote) run.notes.push(proxyNote);
   const timeoutMs = options.timeout ?? (config ? config.upstream.timeoutMs + 5_000 : DEFAULT_TIMEOUT_MS);
   const ctx: DiagnosisContext = {
     via: run.via,
@@ -125,15 +128,16 @@ async function attempt(options: SendTestOptions, run: Run): Promise<number> {
     const diagnosis = diagnoseAnswer(answer, ctx);
     if (run.via === 'tunnel') {
       if (code !== undefined) return run.fail('tunnel', `${answer.status} ${code} after ${String(run.roundTripMs)} ms`, diagnosis);
+      const spooled = diagnoseSpooled(answer, ctx);
+      if (spooled) {
+        run.step('tunnel', true, `answered ${answer.status} after ${String(run.roundTripMs)} ms, but kept the event in its spool`);
+        return run.fail('sentry', `not reached: ${spooled.spoolCause}`, spooled.diagnosis);
+      }
       run.step('tunnel', true, `forwarded; Sentry's answer came back after ${String(run.roundTripMs)} ms`);
     }
     if (diagnosis) return run.fail('sentry', `${answer.status}${sentryError(answer) ? ` "${sentryError(answer)}"` : ''}`, diagnosis);
     const id = acceptedId(answer) ?? envelope.eventId;
     run.step('sentry', true, `accepted: event id ${id} (in Sentry, search for it or for ${TEST_TAG}:true)`);
-    if (run.via === 'tunnel' && config?.spool.dir !== undefined) {
-      // The spool answers 200 {"id"} for an envelope it keeps while Sentry is unreachable; the client cannot tell.
-      run.notes.push('This tunnel spools (spool.dir): it also answers 200 when it keeps the event because Sentry is unreachable; its log line for the request then says "outcome":"spooled".');
-    }
     run.finish({ ok: true, diagnosis: undefined });
     return 0;
   } finally {
@@ -175,6 +179,20 @@ function tunnelUrl(option: string | undefined, loaded: LoadedConfig | undefined)
   if (server.port === 0) throw new UsageError('server.port is 0 (the tunnel picks a free port at start): pass the URL it printed with --url.');
   const host = server.host === '0.0.0.0' ? '127.0.0.1' : server.host === '::' ? '::1' : server.host;
   return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${server.port}${server.path}`);
+}
+
+/**
+ * --url reaches the tunnel on another port than it listens on (a reverse proxy, most likely) while
+ * server.trustProxy is false: then every visitor shares the proxy's address and one per-client budget.
+ */
+function untrustedProxyNote(url: URL, server: LoadedConfig['config']['server']): string | undefined {
+  if (server.trustProxy !== false || server.port === 0) return undefined;
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port);
+  if (port === server.port) return undefined;
+  return (
+    `${url.host} is not the tunnel's own listener (port ${server.port}): if a reverse proxy forwards to it, set server.trustProxy to the proxy's address, ` +
+    'or every visitor shares one per-client budget; the tunnel logs one warning naming that address when it sees X-Forwarded-For.'
+  );
 }
 
 function parseOrigin(value: string): string {

@@ -16,6 +16,9 @@ import type { Spool } from '../spool/spool.js';
 import { type TunnelParts, createTunnel, tunnelParts } from '../tunnel.js';
 import type { Forward } from '../upstream/upstream.js';
 import { HEALTH_PATHS, health, metricsEndpoint, notFound } from './health.js';
+import { drainDelay } from './drain-delay.js';
+import { missingHost, refuseMissingHost } from './host-header.js';
+import { lingerOnClose } from './lingering-close.js';
 
 export interface StartOptions {
   readonly logger: Logger;
@@ -64,6 +67,8 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
       requestTimeout: 0,
       connectionsCheckingInterval: Math.min(1_000, config.server.headersTimeoutMs),
       keepAliveTimeout: 5_000,
+      // host-header.ts answers a missing Host from the catalogue; node:http would send an empty 400.
+      requireHostHeader: false,
     },
     createListener(config, parts, config.metrics.port === null ? metrics : undefined),
   );
@@ -90,7 +95,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
   let metricsServer: Server | undefined;
   let metricsUrl = metrics && `${origin(address)}${config.metrics.path}`;
   if (metrics && config.metrics.port !== null) {
-    metricsServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000 }, createListener(config, parts, metrics, true));
+    metricsServer = createServer({ headersTimeout: 10_000, requestTimeout: 10_000, keepAliveTimeout: 5_000, requireHostHeader: false }, createListener(config, parts, metrics, true));
     metricsServer.on('clientError', (_error, socket) => socket.destroy());
     await listen(metricsServer, config.server.host, config.metrics.port, 'metrics.port').catch(async (error: unknown) => {
       await new Promise((resolve) => server.close(resolve));
@@ -119,6 +124,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
       shutdown ??= (async () => {
         logger.info({ inFlight: lifecycle.inFlight }, 'shutting down: no new connections, finishing in-flight requests');
         lifecycle.shuttingDown = true;
+        await drainDelay(config.server.drainDelayMs, logger);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         const finished = await parts.drain(config.server.shutdownTimeoutMs);
@@ -153,7 +159,8 @@ function createListener(config: Config, parts: TunnelParts, metrics: MetricsEndp
     const inbound = nodeInbound(req, path);
     let answer: Promise<Answer>;
     // Probes and scrapes are not traffic: they are logged, but not counted by metrics.
-    if (serveMetrics && path === metrics?.path) answer = pipeline.run(inbound, serveMetrics, false);
+    if (missingHost(req)) answer = pipeline.run(inbound, refuseMissingHost, true);
+    else if (serveMetrics && path === metrics?.path) answer = pipeline.run(inbound, serveMetrics, false);
     else if (metricsOnly) answer = pipeline.run(inbound, notFound, false);
     else {
       const match = tunnelPath(path);
@@ -161,7 +168,10 @@ function createListener(config: Config, parts: TunnelParts, metrics: MetricsEndp
       else if (HEALTH_PATHS.has(path)) answer = pipeline.run(inbound, serveHealth, false);
       else answer = pipeline.run(inbound, notFound, true);
     }
-    void answer.then((result) => writeAnswer(req, res, result, lifecycle.shuttingDown));
+    void answer.then((result) => {
+      lingerOnClose(req);
+      writeAnswer(req, res, result, lifecycle.shuttingDown);
+    });
   };
 }
 

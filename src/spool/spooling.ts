@@ -63,13 +63,15 @@ export async function startSpooling(config: Config['spool'] & { dir: string }, i
       if (reply.status < 300) drainer.recovered(envelope.project);
       return reply;
     }
-    const cause = controller.signal.aborted && shuttingDown ? 'shutdown' : reply ? `upstream answered ${reply.status}` : describe(failure as TunnelError);
+    const aborted = controller.signal.aborted && shuttingDown;
+    const cause = aborted ? 'shutdown' : reply ? `upstream answered ${reply.status}` : describe(failure as TunnelError);
+    const publicCause = aborted ? 'shutdown' : reply ? `upstream_status ${reply.status}` : shortCause(failure as TunnelError);
     let entry: SpoolEntry;
     if (capture) entry = await capture.commit();
     else if (Buffer.isBuffer(envelope.body)) entry = await spool.write(meta, envelope.body);
     else throw new TunnelError('spool_write_failed', { cause: captureError });
     drainer.notify(entry.project);
-    return spooledReply(envelope, cause, reply?.status);
+    return spooledReply(envelope, cause, publicCause, reply?.status);
   };
 
   drainer.start();
@@ -88,17 +90,31 @@ export async function startSpooling(config: Config['spool'] & { dir: string }, i
   };
 }
 
-/** What Sentry answers for an accepted envelope: its event id, or an empty object. */
-function spooledReply(envelope: OutboundEnvelope, cause: string, upstreamStatus: number | undefined): UpstreamReply {
+/** Response headers that tell a spooled 200 from Sentry's own; SDKs ignore them, send-test reads them. */
+export const OUTCOME_HEADER = 'x-sentry-tunnel-outcome';
+export const SPOOL_CAUSE_HEADER = 'x-sentry-tunnel-spool-cause';
+
+/**
+ * What Sentry answers for an accepted envelope (its event id, or an empty object), marked as spooled.
+ * The cause header carries only the catalogue code and errno, never hosts, addresses or messages.
+ */
+function spooledReply(envelope: OutboundEnvelope, cause: string, publicCause: string, upstreamStatus: number | undefined): UpstreamReply {
   const id = envelope.header.event_id;
   const body = Buffer.from(JSON.stringify(typeof id === 'string' ? { id } : {}));
-  return { status: 200, headers: { 'content-type': 'application/json' }, body, spooled: { cause, ...(upstreamStatus === undefined ? {} : { upstreamStatus }) } };
+  const headers = { 'content-type': 'application/json', [OUTCOME_HEADER]: 'spooled', [SPOOL_CAUSE_HEADER]: publicCause };
+  return { status: 200, headers, body, spooled: { cause, ...(upstreamStatus === undefined ? {} : { upstreamStatus }) } };
 }
 
 /** Content-Length is set again on re-send from the stored size (a streamed body may have had none). */
 function storedHeaders(headers: Readonly<Record<string, string>>): Record<string, string> {
   const { 'content-length': _length, ...rest } = headers;
   return rest;
+}
+
+/** "upstream_unavailable ECONNREFUSED": the code and errno only, safe to hand any client. */
+function shortCause(error: TunnelError): string {
+  const errno = (error.cause as { code?: unknown } | undefined)?.code;
+  return typeof errno === 'string' && /^[A-Z][A-Z0-9_]*$/.test(errno) ? `${error.code} ${errno}` : error.code;
 }
 
 function describe(error: TunnelError): string {

@@ -23,6 +23,7 @@ let sentry: FakeSentry;
 let tunnel: TestTunnel;
 let tiny: TestTunnel;
 let cutOff: TestTunnel;
+let spoolingCutOff: TestTunnel;
 let deadPort: number;
 let impostor: Server;
 let impostorReply: { status: number; headers: Record<string, string>; body: string };
@@ -43,6 +44,10 @@ beforeAll(async () => {
   tunnel = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, cors: { origins: ['https://app.example.com'] }, upstream: { timeoutMs: 500 } });
   tiny = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, limits: { maxEnvelopeBytes: 64, maxDecodedBytes: 64, maxHeaderLineBytes: 64 } });
   cutOff = await startTestTunnel({ projects: { web: { dsn: `http://abc123def456@127.0.0.1:${deadPort}/2` } } });
+  spoolingCutOff = await startTestTunnel({
+    projects: { web: { dsn: `http://abc123def456@127.0.0.1:${deadPort}/2` } },
+    spool: { dir: `${dir.path}/spool-cut-off`, retry: { initialMs: 60_000, maxMs: 60_000 } },
+  });
   impostor = createServer((req, res) => {
     req.resume();
     req.on('end', () => res.writeHead(impostorReply.status, impostorReply.headers).end(impostorReply.body));
@@ -56,7 +61,7 @@ afterEach(() => {
 });
 
 afterAll(async () => {
-  await Promise.all([tunnel.shutdown(), tiny.shutdown(), cutOff.shutdown()]);
+  await Promise.all([tunnel.shutdown(), tiny.shutdown(), cutOff.shutdown(), spoolingCutOff.shutdown()]);
   await sentry.close();
   impostor.closeAllConnections();
   await new Promise((resolve) => impostor.close(resolve));
@@ -131,8 +136,8 @@ describe('send-test through a running tunnel', () => {
     // The in-process tunnel forwards only "web", so the config's other project would have been refused.
     expect(result.code).toBe(0);
     expect((await sentry.waitForRequests(1))[0]?.url).toMatch(/^\/api\/2\/envelope\//);
-    // The configuration has a spool, whose 200 can also mean "kept for later": said, not hidden.
-    expect(report.notes).toEqual([expect.stringContaining('"outcome":"spooled"')]);
+    // Forwarded, not spooled: the tunnel marks a spooled 200 itself, so no hedging note is needed.
+    expect(report.notes).toEqual([]);
   });
 });
 
@@ -212,6 +217,19 @@ describe('send-test diagnoses', () => {
     expect(result.stdout).toMatch(/✘ tunnel response +502 upstream_unavailable/);
     expect(result.stdout).toContain(`cannot reach Sentry at 127.0.0.1:${deadPort}`);
     expect(result.stdout).toContain('check DNS for 127.0.0.1, firewall and egress rules, and any outbound proxy');
+  });
+
+  it('200 from the spool: the event was kept, not delivered; names the cause and what to check; exit 1', async () => {
+    const result = await sendTest('--url', spoolingCutOff.url, '--dsn', `http://abc123def456@127.0.0.1:${deadPort}/2`);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/✔ tunnel response +answered 200 after \d+ ms, but kept the event in its spool/);
+    expect(result.stdout).toMatch(/✘ Sentry's answer +not reached: upstream_unavailable ECONNREFUSED/);
+    expect(result.stdout).toContain(`did not deliver the event to Sentry at 127.0.0.1:${deadPort}: Sentry could not be reached`);
+    expect(result.stdout).toContain('check DNS for 127.0.0.1, firewall and egress rules, and any outbound proxy');
+    expect(result.stdout).not.toContain('✔ Sentry');
+    const json = await sendTest('--url', spoolingCutOff.url, '--dsn', `http://abc123def456@127.0.0.1:${deadPort}/2`, '--json');
+    expect(json.code).toBe(1);
+    expect(json.report()).toMatchObject({ ok: false, diagnosis: { cause: 'spooled' }, response: { status: 200, code: null } });
   });
 
   it('504: Sentry does not answer the tunnel in time', async () => {

@@ -19,7 +19,8 @@ const SIGNALS: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 export function runCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): CliRun {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? '', ...options.env },
+    // No drain delay on SIGTERM unless a test asks for one: shutdown tests stay fast.
+    env: { PATH: process.env.PATH ?? '', SENTRY_TUNNEL_DRAIN_DELAY_MS: '0', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

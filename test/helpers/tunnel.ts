@@ -1,4 +1,5 @@
-// Starts a tunnel in-process on 127.0.0.1:0 with a config built for the test, and collects its log lines.
+// Starts a tunnel in-process on 127.0.0.1:0 with a config built for the test (no drain delay unless the
+// test sets one), and collects its log lines.
 import { Writable } from 'node:stream';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -16,7 +17,7 @@ export interface TestTunnel extends RunningTunnel {
 type Overrides = Omit<ConfigInput, 'projects'> & { projects: ConfigInput['projects'] };
 
 export async function startTestTunnel(input: Overrides, options: Partial<StartOptions> = {}): Promise<TestTunnel> {
-  const config = validateConfig({ ...input, server: { host: '127.0.0.1', port: 0, ...input.server }, log: { level: 'info', format: 'json', requests: 'all', ...input.log } });
+  const config = validateConfig({ ...input, server: { host: '127.0.0.1', port: 0, drainDelayMs: 0, ...input.server }, log: { level: 'info', format: 'json', requests: 'all', ...input.log } });
   let raw = '';
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {

@@ -51,6 +51,9 @@ describe('spooling when Sentry cannot take an envelope', () => {
     const response = await tunnel.post(body, { headers: { 'content-type': 'application/x-sentry-envelope', 'content-encoding': 'gzip', 'user-agent': 'spool-test/1' } });
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ id });
+    // Marked for send-test and people with curl; SDKs read only the status and Sentry's rate-limit headers.
+    expect(response.headers.get('x-sentry-tunnel-outcome')).toBe('spooled');
+    expect(response.headers.get('x-sentry-tunnel-spool-cause')).toBe('upstream_status 503');
     const line = requestLines(tunnel).at(-1);
     expect(line).toMatchObject({ status: 200, outcome: 'spooled', upstreamStatus: 503, cause: 'upstream answered 503', project: 'web' });
 
@@ -87,6 +90,8 @@ describe('spooling when Sentry cannot take an envelope', () => {
     await fake.close();
     const refused = await tunnel.post(errorEnvelope(dsn));
     expect(refused.status).toBe(200);
+    expect(slow.headers.get('x-sentry-tunnel-spool-cause')).toMatch(/^upstream_timeout\b/);
+    expect(refused.headers.get('x-sentry-tunnel-spool-cause')).toBe('upstream_unavailable ECONNREFUSED');
     expect(requestLines(tunnel).at(-1)).toMatchObject({ outcome: 'spooled', cause: expect.stringContaining('upstream_unavailable') });
     expect(await entryFiles(dir)).toHaveLength(2);
   });
@@ -102,6 +107,7 @@ describe('spooling when Sentry cannot take an envelope', () => {
     const limited = await tunnel.post(errorEnvelope(fake.dsn()));
     expect(limited.status).toBe(429);
     expect(limited.headers.get('x-sentry-rate-limits')).toBe('30::organization');
+    expect(limited.headers.get('x-sentry-tunnel-outcome')).toBeNull();
     expect(requestLines(tunnel).map((line) => line.outcome)).toEqual(['forwarded', 'forwarded']);
     expect(await entryFiles(dir)).toEqual([]);
   });
