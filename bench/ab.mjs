@@ -6,17 +6,21 @@
 //   npm run bench:ab -- '[{"name":"default"},{"name":"no-metrics","config":{"metrics":{"enabled":false}}},
 //                         {"name":"pass-through","passthrough":true}]' [rounds=8] [seconds=4]
 //
+// A variant may also name another build of the CLI ("cli": "/path/to/bin/sentry-tunnel.js", to compare
+// a commit against its parent), and the pass-through takes an environment too
+// ({"passthrough":true,"env":{"PASSTHROUGH_HANDLER":"new"}}).
+//
 // Needs wrk (apt-get install wrk). The first variant is the baseline of the paired ratios.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BROWSER_HEADERS, errorEnvelope } from '.build/envelopes.js';
-import { runLoad } from '.build/load.js';
-import { cpuSeconds } from '.build/memory.js';
-import { CLI, benchUpstream, freePort, startPeer, tunnelConfig } from '.build/peers.js';
-import { installCleanup, startProcess, stopProcess, waitForPort } from '.build/processes.js';
-import { median } from '.build/report.js';
-import { FakeUpstream } from '.build/upstream-control.js';
+import { BROWSER_HEADERS, errorEnvelope } from './.build/envelopes.js';
+import { runLoad } from './.build/load.js';
+import { cpuSeconds } from './.build/memory.js';
+import { CLI, benchUpstream, freePort, startPeer, tunnelConfig } from './.build/peers.js';
+import { installCleanup, startProcess, stopProcess, waitForPort } from './.build/processes.js';
+import { median } from './.build/report.js';
+import { FakeUpstream } from './.build/upstream-control.js';
 
 installCleanup(30 * 60_000);
 const variants = JSON.parse(process.argv[2] ?? '[{"name":"default"},{"name":"pass-through","passthrough":true}]');
@@ -30,7 +34,7 @@ const envelope = errorEnvelope(upstream.dsn);
 /** A variant: the bench's tunnel config with `config` merged into its sections, or the pass-through. */
 async function start(variant) {
   if (variant.passthrough) {
-    const peer = await startPeer('pass-through', dir, upstream);
+    const peer = await startPeer('pass-through', dir, upstream, undefined, variant.env);
     return { pid: peer.pids[0], url: peer.url, stop: () => peer.stop() };
   }
   const port = await freePort();
@@ -38,7 +42,7 @@ async function start(variant) {
   for (const [section, values] of Object.entries(variant.config ?? {})) config[section] = { ...config[section], ...values };
   const file = join(dir, `${variant.name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const child = startProcess(process.execPath, [CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } });
+  const child = startProcess(process.execPath, [variant.cli ?? CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } });
   await waitForPort(port, child);
   return { pid: child.pid, url: `http://127.0.0.1:${port}/tunnel`, stop: () => stopProcess(child) };
 }

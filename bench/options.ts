@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import type { Loader } from './load.js';
 import { PEER_NAMES, type PeerName } from './peers.js';
 
-export const SCENARIOS = ['startup', '2kb', '20kb', 'big', 'soak'] as const;
+export const SCENARIOS = ['startup', '2kb', '20kb', '1conn', 'flood', 'big', 'soak'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {

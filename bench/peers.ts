@@ -1,5 +1,6 @@
 // The contenders, each started in its own process on a free loopback port and pointed at the fake
-// upstream: sentry-tunnel (the real CLI with a config file, default log level), the bare pass-through,
+// upstream: sentry-tunnel (the real CLI with a config file, default log level; also with a line logged
+// per request, and with a tiny per-client budget for the 429 flood), the floor (peers/passthrough.ts),
 // the copied Express handler, and nginx proxy_pass when an `nginx` binary is on PATH.
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -9,8 +10,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startProcess, stopProcess, waitForPort } from './processes.js';
 
-export const PEER_NAMES = ['sentry-tunnel', 'pass-through', 'express', 'nginx'] as const;
-export type PeerName = (typeof PEER_NAMES)[number];
+export const PEER_NAMES = ['sentry-tunnel', 'pass-through', 'express', 'nginx', 'tunnel-log-all'] as const;
+/** `tunnel-budget` is started by the flood scenario only: a per-client budget of one envelope an hour. */
+export type PeerName = (typeof PEER_NAMES)[number] | 'tunnel-budget';
+
+/** What each sentry-tunnel variant changes in the bench's configuration. */
+const TUNNEL_OVERLAYS: Record<'sentry-tunnel' | 'tunnel-log-all' | 'tunnel-budget', Record<string, object>> = {
+  'sentry-tunnel': {},
+  // The issue's "one line per request" bar (the default, "summary", logs only 5xx and spooled ones).
+  'tunnel-log-all': { log: { requests: 'all' } },
+  'tunnel-budget': { rateLimit: { perClient: { max: 1, windowMs: 3_600_000 } } },
+};
 
 export const MiB = 1024 * 1024;
 const BUILD_DIR = fileURLToPath(new URL('.', import.meta.url));
@@ -66,16 +76,17 @@ export function tunnelConfig(port: number, upstream: Upstream): object {
     cors: { origins: ['https://app.example.com', 'http://localhost:3000'] },
     // Raised from the 20 MiB default so the 50 MiB attachment envelope is accepted.
     limits: { maxEnvelopeBytes: 64 * MiB, maxDecodedBytes: 128 * MiB },
-    // The load generator is one address standing in for many browsers: a per-client budget would
-    // answer it 429. The global concurrency limit and queue stay at their defaults.
-    rateLimit: { perClient: false },
+    // The load generator is one address standing in for many browsers: a budget so large that the
+    // per-client check runs on every request but never refuses (issue 14). The global concurrency
+    // limit and queue stay at their defaults.
+    rateLimit: { perClient: { max: 1_000_000_000, windowMs: 1_000 } },
   };
 }
 
-async function spawnPeer(name: PeerName, dir: string, port: number, command: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
+async function spawnPeer(name: PeerName, dir: string, port: number, command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
   const out = openSync(join(dir, `${name}.out.log`), 'a');
   const err = openSync(join(dir, `${name}.err.log`), 'a');
-  const child = startProcess(command, args, { stdio: ['ignore', out, err] });
+  const child = startProcess(command, args, { stdio: ['ignore', out, err], env: { ...process.env, ...env } });
   closeSync(out);
   closeSync(err);
   await waitForPort(port, child).catch((error: Error) => {
@@ -85,21 +96,23 @@ async function spawnPeer(name: PeerName, dir: string, port: number, command: str
 }
 
 /** `cpuProfDir`: run the Node peers under `--cpu-prof`, one sub-directory each (written when they stop). */
-export async function startPeer(name: PeerName, dir: string, upstream: Upstream, cpuProfDir?: string): Promise<RunningPeer> {
+export async function startPeer(name: PeerName, dir: string, upstream: Upstream, cpuProfDir?: string, env?: NodeJS.ProcessEnv): Promise<RunningPeer> {
   const node = (...args: string[]) => (cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${join(cpuProfDir, name)}`, ...args] : args);
   const port = await freePort();
   const upstreamHost = `127.0.0.1:${upstream.port}`;
   let child: ChildProcess;
   let url: string;
   switch (name) {
-    case 'sentry-tunnel': {
-      const config = join(dir, 'sentry-tunnel.config.json');
-      writeFileSync(config, JSON.stringify(tunnelConfig(port, upstream), null, 2));
+    case 'sentry-tunnel':
+    case 'tunnel-log-all':
+    case 'tunnel-budget': {
+      const config = join(dir, `${name}.config.json`);
+      writeFileSync(config, JSON.stringify({ ...tunnelConfig(port, upstream), ...TUNNEL_OVERLAYS[name] }, null, 2));
       ({ child, url } = await spawnPeer(name, dir, port, process.execPath, node(CLI, 'serve', '--config', config)));
       break;
     }
     case 'pass-through':
-      ({ child, url } = await spawnPeer(name, dir, port, process.execPath, node(join(BUILD_DIR, 'peers', 'passthrough.js'), String(port), `http://${upstreamHost}/api/${upstream.projectId}/envelope/`)));
+      ({ child, url } = await spawnPeer(name, dir, port, process.execPath, node(join(BUILD_DIR, 'peers', 'passthrough.js'), String(port), `http://${upstreamHost}/api/${upstream.projectId}/envelope/`, upstream.dsn), env));
       break;
     case 'express':
       ({ child, url } = await spawnPeer(name, dir, port, process.execPath, node(join(BUILD_DIR, 'peers', 'express-handler.js'), String(port), upstreamHost, upstream.projectId)));

@@ -6,6 +6,7 @@ import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { type BigResult, runBig } from './big.js';
+import { runFlood } from './flood.js';
 import { type BenchEnvelope, attachmentEnvelope, errorEnvelope, transactionEnvelope } from './envelopes.js';
 import type { Loader } from './load.js';
 import { type BenchOptions, USAGE, parseOptions } from './options.js';
@@ -74,18 +75,31 @@ async function main(options: BenchOptions): Promise<number> {
     log(`peers: ${peers.map((p) => `${p.name} ${p.url}`).join(', ')}`);
 
     const ctx = { options, loader, upstream: upstreamProcess, workDir, log };
-    const throughput: [string, BenchEnvelope][] = [];
-    if (options.scenarios.has('2kb')) throughput.push(['2 KB browser error envelope', small]);
-    if (options.scenarios.has('20kb')) throughput.push(['20 KB transaction envelope', transactionEnvelope(upstream.dsn)]);
     const ceilings: ThroughputSample[] = [];
-    for (const [title, envelope] of throughput) {
-      log(`${title} (${envelope.body.length} B):`);
-      const samples = await runThroughput(ctx, envelope, peers);
-      sections.push(report.throughputTable({ title: `${title} (${envelope.body.length} B)`, samples }, options.connections, options.durationS, loader));
-      if (envelope === small) targets.push(...report.throughputTargets(samples));
-      ceilings.push(...samples);
-    }
+    const measure = async (title: string, envelope: BenchEnvelope, with1: readonly RunningPeer[], connections = options.connections) => {
+      log(`${title} (${envelope.body.length} B), ${connections} connection${connections === 1 ? '' : 's'}:`);
+      const samples = await runThroughput({ ...ctx, options: { ...options, connections } }, envelope, with1);
+      sections.push(report.throughputTable({ title: `${title} (${envelope.body.length} B)`, samples }, connections, options.durationS, loader));
+      // The fake upstream's ceiling is judged at the main load only.
+      if (connections === options.connections) ceilings.push(...samples);
+      return samples;
+    };
+    // The log-every-request variant is measured at 2 KB only (its bar is there).
+    const main = peers.filter((p) => p.name !== 'tunnel-log-all');
+    const pair = peers.filter((p) => p.name === 'sentry-tunnel' || p.name === 'pass-through');
+    if (options.scenarios.has('2kb')) targets.push(...report.throughputTargets(await measure('2 KB browser error envelope', small, peers)));
+    if (options.scenarios.has('20kb')) targets.push(...report.transactionTargets(await measure('20 KB transaction envelope', transactionEnvelope(upstream.dsn), main)));
+    if (options.scenarios.has('1conn') && pair.length === 2) targets.push(...report.oneConnectionTargets(await measure('2 KB browser error envelope', small, pair, 1)));
     if (ceilings.length > 0) sections.push(upstreamVerdict(ceilings));
+
+    const floor = peers.find((p) => p.name === 'pass-through');
+    const tunnelPeer = peers.find((p) => p.name === 'sentry-tunnel');
+    if (options.scenarios.has('flood') && floor && tunnelPeer) {
+      log('refusal floods (403 foreign DSN, 429 over the per-client budget) against the floor forwarding:');
+      const flood = await runFlood(ctx, upstream, small, tunnelPeer, floor);
+      sections.push(report.floodTable(flood, options.connections, options.durationS, loader));
+      targets.push(...report.floodTargets(flood));
+    }
 
     if (options.scenarios.has('big')) {
       const results: BigResult[] = [];
@@ -156,7 +170,7 @@ if (parsed === 'help') {
 } else {
   // A generous bound on the whole run: rounds × peers × (warm-up + measurement) + soak + the rest.
   const o = parsed;
-  const budgetS = 2 * (o.rounds * 5 * 2 * (o.warmupS + o.durationS + 3) + 2 * o.soakS + 300);
+  const budgetS = 2 * (o.rounds * 5 * 4 * (o.warmupS + o.durationS + 3) + 2 * o.soakS + 300);
   installCleanup(budgetS * 1000);
   main(o).then(
     (code) => process.exit(code),

@@ -37,8 +37,8 @@ describe('parseOptions', () => {
     const options = parseOptions([], {});
     expect(options).toMatchObject({ rounds: 3, durationS: 10, connections: 50, soakS: 60, loader: 'auto' });
     if (options === 'help') throw new Error('unexpected help');
-    expect([...options.scenarios]).toEqual(['startup', '2kb', '20kb', 'big', 'soak']);
-    expect(options.peers).toEqual(['sentry-tunnel', 'pass-through', 'express', 'nginx']);
+    expect([...options.scenarios]).toEqual(['startup', '2kb', '20kb', '1conn', 'flood', 'big', 'soak']);
+    expect(options.peers).toEqual(['sentry-tunnel', 'pass-through', 'express', 'nginx', 'tunnel-log-all']);
   });
 
   it('--quick shortens everything, and flags win over the environment', () => {

@@ -1,5 +1,5 @@
 // Sentry's answer on its way back: relayed whole however it is chunked, and refused when it is far
-// larger than any answer Sentry gives (readBody in src/upstream/upstream.ts).
+// larger than any answer Sentry gives (ReplyHandler in src/upstream/reply-handler.ts).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { errorEnvelope } from '../helpers/envelopes.js';
 import { FakeSentry } from '../helpers/fake-sentry.js';

@@ -1,0 +1,131 @@
+// Sentry's answer to one forward, as an undici dispatch() handler: decides at response start (redirect,
+// declared size), counts each chunk against the size cap, and settles once, at the end or on an error.
+// It uses undici 7's native callback names (onConnect/onHeaders/…); the newer onRequestStart/… names
+// are adapted to these through a wrapper object per request, which measured slower (bench/peers/passthrough.ts).
+import type { Readable } from 'node:stream';
+import { type Dispatcher, errors } from 'undici';
+import { TunnelError } from '../errors.js';
+
+/** Response headers from Sentry that reach the client; everything else (Set-Cookie, HSTS, …) stays behind. */
+export const RESPONSE_HEADER_ALLOWLIST = ['content-type', 'retry-after', 'x-sentry-rate-limits', 'x-sentry-error'] as const;
+
+/** Sentry's answers are a few bytes of JSON; anything far larger is not Sentry. */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+/** Names are compared only when their length is one of these (most of Sentry's headers are skipped unread). */
+const ALLOWLISTED_LENGTHS: ReadonlySet<number> = new Set(RESPONSE_HEADER_ALLOWLIST.map((name) => name.length));
+const ALLOWLISTED: ReadonlySet<string> = new Set(RESPONSE_HEADER_ALLOWLIST);
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+}
+
+type Abort = (reason?: Error) => void;
+
+export class ReplyHandler implements Dispatcher.DispatchHandler {
+  #abort: Abort | undefined;
+  #settled = false;
+  #status = 0;
+  #headers: Record<string, string> = {};
+  #chunks: Buffer[] = [];
+  #size = 0;
+  /** Why the request was aborted before undici asked for the abort function (signal already fired). */
+  #reason: Error | undefined;
+  readonly #onSignal: (() => void) | undefined;
+
+  constructor(
+    private readonly resolve: (reply: Reply) => void,
+    private readonly reject: (error: unknown) => void,
+    private readonly source: Buffer | Readable,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    if (!signal) return;
+    if (signal.aborted) this.#reason = abortReason(signal);
+    else {
+      this.#onSignal = () => this.#cancel(abortReason(signal));
+      signal.addEventListener('abort', this.#onSignal, { once: true });
+    }
+  }
+
+  onConnect(abort: Abort): void {
+    if (this.#reason !== undefined) abort(this.#reason);
+    else this.#abort = abort;
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], _resume: () => void, _statusText: string): boolean {
+    if (status < 200) return true;
+    this.#status = status;
+    if (status >= 300 && status < 400) {
+      // The answer is still read to its end (and capped) so the connection stays reusable.
+      this.#settle(new TunnelError('upstream_redirect', { message: `Sentry answered ${status}, a redirect, which the tunnel never follows.` }));
+      return true;
+    }
+    const headers = this.#headers;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const rawName = rawHeaders[i] as Buffer;
+      if (!ALLOWLISTED_LENGTHS.has(rawName.length)) continue;
+      const name = rawName.toString('latin1').toLowerCase();
+      if (!ALLOWLISTED.has(name)) continue;
+      const value = (rawHeaders[i + 1] as Buffer).toString('latin1');
+      const seen = headers[name];
+      headers[name] = seen === undefined ? value : `${seen}, ${value}`;
+    }
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.#size += chunk.length;
+    if (this.#size > MAX_RESPONSE_BYTES) {
+      this.#cancel(new TunnelError('upstream_unavailable', { message: 'Sentry answered with an unexpectedly large body.' }));
+      return false;
+    }
+    if (!this.#settled) this.#chunks.push(chunk);
+    return true;
+  }
+
+  onComplete(_trailers: string[] | null): void {
+    this.#unlisten();
+    if (this.#settled) return;
+    this.#settled = true;
+    const chunks = this.#chunks;
+    this.#chunks = [];
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#size);
+    this.resolve({ status: this.#status, headers: this.#headers, body });
+  }
+
+  /** Connection failures, timeouts, aborts (signal, size cap), and the request body's own stream failing. */
+  onError(error: Error): void {
+    this.#unlisten();
+    // Like undici's request(): a body stream that is still being read is not read any further.
+    if (!Buffer.isBuffer(this.source) && !this.source.destroyed) {
+      this.source.on('error', noop);
+      this.source.destroy(error);
+    }
+    this.#settle(error);
+  }
+
+  #cancel(reason: Error): void {
+    if (this.#abort) this.#abort(reason);
+    else this.#reason = reason;
+  }
+
+  #settle(error: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#chunks = [];
+    this.reject(error);
+  }
+
+  #unlisten(): void {
+    if (this.#onSignal) this.signal?.removeEventListener('abort', this.#onSignal);
+  }
+}
+
+/** What undici's request() rejects with on an aborted signal. */
+function abortReason(signal: AbortSignal): Error {
+  return (signal.reason ?? new errors.RequestAbortedError()) as Error;
+}
+
+function noop(): void {}
