@@ -129,13 +129,13 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
       if (!match) {
         if (next) return next();
         const notFound = new TunnelError('not_found', { message: `Nothing is served at ${path}; this tunnel takes POST ${configOf().server.path} (server.path).` });
-        writeAnswer(req, res, { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: notFound.message, code: notFound.code }) }, false);
+        void writeAnswer(req, res, { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: notFound.message, code: notFound.code }) }, false);
         return;
       }
       project = match.project;
     }
     answer((p) => p.pipeline.tunnel(nodeInbound(req, path), project)).then(
-      (result) => writeAnswer(req, res, result, parts?.lifecycle.shuttingDown === true),
+      (result) => void writeAnswer(req, res, result, parts?.lifecycle.shuttingDown === true),
       (error: unknown) => (next ? next(error) : res.destroy(error as Error)),
     );
   };

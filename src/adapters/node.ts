@@ -26,13 +26,30 @@ function bodyAlreadyRead(req: IncomingMessage): string | undefined {
   );
 }
 
-/** Writes `answer` unless the client is gone; closes the connection when the body was not read to the end. */
-export function writeAnswer(req: IncomingMessage, res: ServerResponse, answer: Answer, closing: boolean): void {
-  if (res.headersSent || res.destroyed) return;
+/**
+ * A body no byte of which was read, declared at most this long, is cheaper to read and discard
+ * (node:http does so once the answer is written) than the reconnection closing would cost the client:
+ * a refusal before the body (the per-client budget) keeps the connection.
+ */
+const DISCARDED_BODY_BYTES = 64 * 1024;
+
+/**
+ * Writes `answer` unless the client is gone; closes the connection when a large body was not read to
+ * the end. True when the answer closes the connection.
+ */
+export function writeAnswer(req: IncomingMessage, res: ServerResponse, answer: Answer, closing: boolean): boolean {
+  if (res.headersSent || res.destroyed) return false;
   const { headers, body } = answer;
-  // An unread body would have to be drained before the next request on this connection: close it instead.
-  if (closing || !req.complete) headers.connection = 'close';
+  // Any other unread body would have to be drained before the next request on this connection: close it instead.
+  if (closing || (!req.complete && !discardable(req))) headers.connection = 'close';
   if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
   res.writeHead(answer.status, headers);
   res.end(body);
+  return headers.connection === 'close';
+}
+
+function discardable(req: IncomingMessage): boolean {
+  if (req.readableDidRead) return false;
+  const length = req.headers['content-length'];
+  return length !== undefined && Number(length) <= DISCARDED_BODY_BYTES;
 }

@@ -8,8 +8,8 @@ export const LINGER_MS = 5_000;
 export const LINGER_BYTES = 64 * 1024 * 1024;
 
 /**
- * Call before answering a request whose body is not read to the end (the answer says Connection:
- * close): node:http then ends the socket through destroySoon, which is replaced for this one socket.
+ * Call once an answer that says Connection: close was written for a request whose body is not read to
+ * the end: node:http then ends the socket through destroySoon, which is replaced for this one socket.
  */
 export function lingerOnClose(req: IncomingMessage, ms = LINGER_MS, maxBytes = LINGER_BYTES): void {
   if (req.complete) return;

@@ -169,8 +169,8 @@ function createListener(config: Config, parts: TunnelParts, metrics: MetricsEndp
       else answer = pipeline.run(inbound, notFound, true);
     }
     void answer.then((result) => {
-      lingerOnClose(req);
-      writeAnswer(req, res, result, lifecycle.shuttingDown);
+      // Installed after the answer is written and before node:http ends the socket (on 'finish').
+      if (writeAnswer(req, res, result, lifecycle.shuttingDown)) lingerOnClose(req);
     });
   };
 }

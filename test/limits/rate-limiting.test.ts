@@ -1,6 +1,7 @@
 // Rate limiting end to end in one tunnel process: per-client and per-project budgets, Sentry's
 // announced limits honoured per data category, and the upstream queue bound (503 overloaded).
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -266,6 +267,37 @@ describe('configuration', () => {
       expect(run.stdout() + run.stderr()).not.toContain('hunter2');
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('refusals keep the connection', () => {
+  it('answers a small body over the per-client budget with 429 on the same keep-alive connection', async () => {
+    const sentry = await FakeSentry.start();
+    const t = await startTestTunnel({ projects: { web: { dsn: sentry.dsn() } }, rateLimit: { perClient: { max: 1, windowMs: 3_600_000 } } });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const ports: number[] = [];
+    const post = () =>
+      new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+        const body = errorEnvelope(sentry.dsn());
+        const req = request(t.url, { method: 'POST', agent, headers: { 'content-length': body.length } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+        });
+        req.on('socket', (socket) => socket.once('connect', () => ports.push(socket.localPort ?? 0)));
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      expect(await post()).toMatchObject({ status: 200 });
+      for (let i = 0; i < 3; i++) expect(await post()).toEqual({ status: 429, connection: 'keep-alive' });
+      // One connection for all four: the refused bodies were read and discarded, not closed on.
+      expect(ports).toHaveLength(1);
+      expect(sentry.requests).toHaveLength(1);
+    } finally {
+      agent.destroy();
+      await t.shutdown();
+      await sentry.close();
     }
   });
 });
