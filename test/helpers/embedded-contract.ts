@@ -14,8 +14,11 @@ export const APP_ORIGIN = 'https://app.example.com';
 export interface EmbeddedApp {
   /** Where the browser SDK posts (the app's tunnel route). */
   readonly url: string;
-  /** The client address Sentry must see in X-Forwarded-For. */
-  readonly clientAddress: string;
+  /**
+   * The client address Sentry must see in X-Forwarded-For; undefined where the app cannot know it
+   * (a Next.js App Router route has no socket): then no X-Forwarded-For at all may reach Sentry.
+   */
+  readonly clientAddress: string | undefined;
   /** A route of the app whose framework reads the body before the tunnel, when it can be set up. */
   readonly bodyReadUrl?: string;
   close(): Promise<void>;
