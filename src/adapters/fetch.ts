@@ -9,6 +9,12 @@ export interface FetchInfo {
   readonly clientAddress?: string | undefined;
   /** A configured project's name: as POST {server.path}/<name> does in the daemon. */
   readonly project?: string | undefined;
+  /**
+   * Ignored. Next.js calls a route handler with `(request, { params })`: declaring the field keeps
+   * `export const POST = tunnel.fetch` through `next build`'s type check (a context with no property
+   * in common with FetchInfo is a type error).
+   */
+  readonly params?: unknown;
 }
 
 export function fetchInbound(request: Request, info: FetchInfo | undefined): InboundRequest {

@@ -7,15 +7,24 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { ERRORS } from '../../src/errors.js';
 import { allByteValues, envelope, errorEnvelope, eventId } from './envelopes.js';
 import { FakeSentry } from './fake-sentry.js';
-import { type RawResponse, send } from './http.js';
+import { type RawRequest, type RawResponse, send as sendRaw } from './http.js';
 
 export const APP_ORIGIN = 'https://app.example.com';
 
 export interface EmbeddedApp {
   /** Where the browser SDK posts (the app's tunnel route). */
   readonly url: string;
-  /** The client address Sentry must see in X-Forwarded-For. */
-  readonly clientAddress: string;
+  /**
+   * The client address Sentry must see in X-Forwarded-For; undefined where the app cannot know it
+   * (a Next.js App Router route has no socket): then no X-Forwarded-For at all may reach Sentry.
+   */
+  readonly clientAddress: string | undefined;
+  /**
+   * Headers every request carries unless the test sets them itself, as a browser's requests do: for an
+   * app whose framework needs them (a SvelteKit route gets no body without a Content-Type, and its CSRF
+   * check refuses a text/plain POST without an Origin). By default requests go as the test writes them.
+   */
+  readonly headers?: Readonly<Record<string, string>>;
   /** A route of the app whose framework reads the body before the tunnel, when it can be set up. */
   readonly bodyReadUrl?: string;
   close(): Promise<void>;
@@ -45,6 +54,8 @@ export function describeEmbeddedContract(name: string, start: (sentry: FakeSentr
       sentry = await FakeSentry.start();
       app = await start(sentry);
     }, 120_000);
+
+    const send = (request: RawRequest): Promise<RawResponse> => (app.headers ? sendRaw({ ...request, headers: { ...app.headers, ...request.headers } }) : sendRaw(request));
 
     afterEach(() => {
       sentry.requests.length = 0;
