@@ -124,7 +124,15 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
     if (mounted.route !== undefined || (mounted.baseUrl !== undefined && mounted.baseUrl !== '')) {
       project = path === '/' || path === '' || mounted.route !== undefined ? undefined : decodeSegment(path.slice(1));
     } else {
-      isTunnelPath ??= createTunnelPathMatcher(configOf().server.path);
+      try {
+        isTunnelPath ??= createTunnelPathMatcher(configOf().server.path);
+      } catch (error) {
+        // A configuration given as a function is first read here: answer as a failed open does.
+        logger ??= options.logger ?? createLogger({ level: 'info', format: 'json', requests: 'summary', summaryIntervalMs: 60_000 });
+        logger.error({ err: error }, 'the tunnel configuration is invalid; every request is answered 500');
+        void writeAnswer(req, res, startupAnswer(error), false);
+        return;
+      }
       const match = isTunnelPath(path);
       if (!match) {
         if (next) return next();

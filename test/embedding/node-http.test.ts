@@ -61,3 +61,21 @@ describe('http.createServer(tunnel.middleware) routing', () => {
     expect((await sentry.waitForRequests(1))[0]?.url).toBe('/api/3/envelope/?sentry_version=7&sentry_key=fedcba987654');
   });
 });
+
+describe('http.createServer(tunnel.middleware) with a configuration read on first use', () => {
+  it('answers 500 internal_error, and keeps serving, when that configuration is invalid', async () => {
+    const tunnel = createTunnel(() => ({ projects: { web: { dsn: 'not a dsn' } }, log: { level: 'silent' as const } }), {
+      logger: (await import('../../src/observability/logger.js')).createLogger({ level: 'silent', format: 'json', requests: 'off', summaryIntervalMs: 60_000 }),
+    });
+    const server = createServer(tunnel.middleware);
+    const origin = await listen(server);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const res = await send({ url: `${origin}/tunnel`, body: 'x' });
+        expectError(res, 'internal_error');
+      }
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
