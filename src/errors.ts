@@ -52,7 +52,12 @@ export class TunnelError extends Error {
   readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(code: ErrorCode, options: { cause?: unknown; message?: string; headers?: Record<string, string> } = {}) {
+    // A refusal is an answer, not a bug: its stack says nothing (a cause keeps its own), and capturing
+    // one was the largest cost of answering a flood of refusals.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(options.message ?? ERRORS[code].message, options.cause === undefined ? undefined : { cause: options.cause });
+    Error.stackTraceLimit = limit;
     this.code = code;
     this.status = ERRORS[code].status;
     this.headers = options.headers;

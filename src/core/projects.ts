@@ -3,6 +3,9 @@
 import type { Config } from '../config/schema.js';
 import { type Dsn, type UpstreamTarget, envelopeTarget, normalizeDsn, parseDsn, redactDsn } from './dsn.js';
 
+/** Distinct refused DSN strings remembered at most; past that the memory starts over. */
+const MAX_REFUSED_DSNS = 1024;
+
 export interface Project {
   readonly name: string;
   readonly dsn: Dsn;
@@ -16,6 +19,8 @@ export class ProjectRegistry {
   readonly #byDsn = new Map<string, Project>();
   /** DSN strings exactly as configured (and as SDKs send them), to skip parsing in the common case. */
   readonly #byRawDsn = new Map<string, Project>();
+  /** Client DSNs that belong to no project (undefined) or do not parse (null), bounded. */
+  readonly #refused = new Map<string, undefined | null>();
 
   constructor(projects: Config['projects']) {
     const byName = new Map<string, Project>();
@@ -37,9 +42,15 @@ export class ProjectRegistry {
   resolve(clientDsn: string): Project | undefined | null {
     const exact = this.#byRawDsn.get(clientDsn);
     if (exact) return exact;
+    // A flood of envelopes for a foreign DSN repeats the same few strings: parse each once.
+    const known = this.#refused.get(clientDsn);
+    if (known !== undefined) return known;
     const parsed = parseDsn(clientDsn);
-    if (!parsed.ok) return null;
-    return this.#byDsn.get(normalizeDsn(parsed.dsn));
+    const project = parsed.ok ? this.#byDsn.get(normalizeDsn(parsed.dsn)) : null;
+    if (project) return project;
+    if (this.#refused.size >= MAX_REFUSED_DSNS) this.#refused.clear();
+    this.#refused.set(clientDsn, project);
+    return project;
   }
 
   /** The distinct upstream origins, for connection pools and the start-up line. */
