@@ -13,7 +13,8 @@ import type { Answer } from './core/exchange.js';
 import { Lifecycle, Pipeline } from './core/pipeline.js';
 import { ProjectRegistry } from './core/projects.js';
 import { warnOnUntrustedProxyHeaders } from './core/proxy-headers.js';
-import { createTunnelPathMatcher, pathOf } from './core/tunnel-path.js';
+import { type Route, canonicalPath, createRouter } from './core/routes.js';
+import { pathOf } from './core/tunnel-path.js';
 import { TunnelError } from './errors.js';
 import { RateLimiting } from './limits/rate-limiting.js';
 import { type Logger, createLogger } from './observability/logger.js';
@@ -86,7 +87,7 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
   let parts: TunnelParts | undefined;
   let closed: Promise<void> | undefined;
   let logger: Logger | undefined;
-  let isTunnelPath: ((path: string) => { project: string | undefined } | undefined) | undefined;
+  let route: ((path: string) => Route | undefined) | undefined;
 
   const open = (): Promise<TunnelParts> => {
     if (closed) return Promise.reject(new TunnelError('shutting_down'));
@@ -119,13 +120,14 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
     const mounted = req as IncomingMessage & { baseUrl?: string; route?: unknown };
     const path = pathOf(req.url);
     let project: string | undefined;
+    let tunnelPath: string | undefined;
     // Express/Connect route or mount: the framework routed it here, so it is a tunnel request; a path
     // left after a mount (app.use('/tunnel', …) sees "/web") names a project.
     if (mounted.route !== undefined || (mounted.baseUrl !== undefined && mounted.baseUrl !== '')) {
       project = path === '/' || path === '' || mounted.route !== undefined ? undefined : decodeSegment(path.slice(1));
     } else {
       try {
-        isTunnelPath ??= createTunnelPathMatcher(configOf().server.path);
+        route ??= createRouter(configOf().server.path);
       } catch (error) {
         // A configuration given as a function is first read here: answer as a failed open does.
         logger ??= options.logger ?? createLogger({ level: 'info', format: 'json', requests: 'summary', summaryIntervalMs: 60_000 });
@@ -133,16 +135,16 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
         void writeAnswer(req, res, startupAnswer(error), false);
         return;
       }
-      const match = isTunnelPath(path);
+      const match = route(path);
       if (!match) {
         if (next) return next();
-        const notFound = new TunnelError('not_found', { message: `Nothing is served at ${path}; this tunnel takes POST ${configOf().server.path} (server.path).` });
+        const notFound = new TunnelError('not_found', { message: `Nothing is served at ${path}; this tunnel takes POST ${canonicalPath(configOf().server.path)} (server.path).` });
         void writeAnswer(req, res, { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: notFound.message, code: notFound.code }) }, false);
         return;
       }
-      project = match.project;
+      ({ project, tunnelPath } = match);
     }
-    answer((p) => p.pipeline.tunnel(nodeInbound(req, path), project)).then(
+    answer((p) => p.pipeline.tunnel(nodeInbound(req, path), project, tunnelPath)).then(
       (result) => void writeAnswer(req, res, result, parts?.lifecycle.shuttingDown === true),
       (error: unknown) => (next ? next(error) : res.destroy(error as Error)),
     );

@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
 import { normalizeDsn, parseDsn } from '../core/dsn.js';
+import { tunnelPaths } from '../core/routes.js';
 import { patternProblem } from '../processing/patterns.js';
 
 // zod/mini installs no locale (classic zod installs English by itself): without it every built-in
@@ -40,6 +41,9 @@ const port = z.int().check(
   z.maximum(65535, { error: 'port must be 1–65535' }),
 );
 const urlPath = z.string().check(z.regex(/^\/[\w\-./]*$/, { error: 'path must start with "/" and contain only letters, digits, "-", "_", ".", "/"' }));
+
+// /metrics is checked with the metrics settings below: it is free when metrics are off or on their own port.
+const tunnelPath = urlPath.check(z.refine((value) => !['/healthz', '/readyz'].includes(value), { error: 'path collides with a built-in endpoint' }));
 
 const cidr = z.string().check(
   z.refine(isCidr, {
@@ -125,12 +129,8 @@ export const configSchema = z
           'Port to listen on; 0 picks a free port.',
         ),
         path: described(
-          z._default(
-            // /metrics is checked with the metrics settings below: it is free when metrics are off or on their own port.
-            urlPath.check(z.refine((value) => !['/healthz', '/readyz'].includes(value), { error: 'path collides with a built-in endpoint' })),
-            '/tunnel',
-          ),
-          'URL path the SDK posts envelopes to; {path}/{project} selects one project.',
+          z._default(z.union([tunnelPath, z.array(tunnelPath).check(z.minLength(1, { error: 'list at least one path' }), z.refine(unique, { error: 'lists a path twice' }))]), '/tunnel'),
+          'URL path the SDK posts envelopes to, or a list of paths (the first is canonical; the others keep old clients working while they move); {path}/{project} selects one project.',
         ),
         trustProxy: described(
           z._default(z.union([z.boolean(), z.array(cidr)]), false),
@@ -284,7 +284,8 @@ export const configSchema = z
       }
       const { metrics, server } = config;
       if (metrics.enabled && metrics.port === null) {
-        if (['/healthz', '/readyz'].includes(metrics.path) || metrics.path === server.path || metrics.path.startsWith(`${server.path}/`)) {
+        const collides = (path: string) => metrics.path === path || metrics.path.startsWith(`${path}/`);
+        if (['/healthz', '/readyz'].includes(metrics.path) || tunnelPaths(server.path).some(collides)) {
           ctx.addIssue({ code: 'custom', path: ['metrics', 'path'], message: 'collides with server.path or a health endpoint on the same port' });
         }
       }
@@ -328,6 +329,10 @@ export const configSchema = z
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
+
+function unique(values: readonly string[]): boolean {
+  return new Set(values).size === values.length;
+}
 
 function isCidr(value: string): boolean {
   const [address = '', prefix, ...rest] = value.split('/');

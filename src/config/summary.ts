@@ -2,12 +2,14 @@
 // each project's upstream endpoint, and every other setting — with keys and passwords redacted.
 import type { Config } from './schema.js';
 import { parseDsn, redactDsn, redactedEnvelopeUrl } from '../core/dsn.js';
+import { canonicalPath, tunnelPaths } from '../core/routes.js';
 import { formatBytes } from './warnings.js';
 
 export interface ConfigSummary {
   /** The file used, or null when everything came from flags and environment. */
   readonly file: string | null;
-  readonly listen: { readonly host: string; readonly port: number; readonly path: string; readonly url: string };
+  /** `path` and `url` are the canonical (first) path's; `paths` every configured one. */
+  readonly listen: { readonly host: string; readonly port: number; readonly path: string; readonly paths: readonly string[]; readonly url: string };
   readonly routes: readonly { readonly method: string; readonly path: string; readonly what: string }[];
   readonly projects: readonly { readonly name: string; readonly dsn: string; readonly envelopeUrl: string; readonly rateLimit?: { readonly max: number; readonly windowMs: number } }[];
   /** Every other section, effective values (defaults filled in), secrets redacted. */
@@ -19,12 +21,19 @@ const SHOWN_APART = new Set(['$schema', 'projects']);
 const SECRET_KEY = /pass(word)?|secret|token|api[-_]?key|credential/i;
 
 export function summarizeConfig(config: Config, file: string | undefined): ConfigSummary {
-  const { host, port, path } = config.server;
+  const { host, port } = config.server;
+  const paths = tunnelPaths(config.server.path);
+  const path = canonicalPath(config.server.path);
   const hostInUrl = host.includes(':') ? `[${host}]` : host;
   const routes = [
-    { method: 'POST', path, what: 'envelopes for any configured project' },
-    { method: 'POST', path: `${path}/{project}`, what: `envelopes for that project only (${Object.keys(config.projects).join(', ')})` },
-    ...(config.cors.origins === false ? [] : [{ method: 'OPTIONS', path, what: 'CORS preflight' }]),
+    ...paths.flatMap((tunnelPath, index) => {
+      const also = index === 0 ? '' : ` (also: server.path.${index})`;
+      return [
+        { method: 'POST', path: tunnelPath, what: `envelopes for any configured project${also}` },
+        { method: 'POST', path: `${tunnelPath}/{project}`, what: `envelopes for that project only (${Object.keys(config.projects).join(', ')})${also}` },
+        ...(config.cors.origins === false ? [] : [{ method: 'OPTIONS', path: tunnelPath, what: `CORS preflight${also}` }]),
+      ];
+    }),
     { method: 'GET', path: '/healthz', what: 'liveness' },
     { method: 'GET', path: '/readyz', what: 'readiness (503 while not taking traffic)' },
     ...metricsRoute(config),
@@ -44,7 +53,7 @@ export function summarizeConfig(config: Config, file: string | undefined): Confi
       settings.server = redact(rest);
     } else settings[section] = redact(value);
   }
-  return { file: file ?? null, listen: { host, port, path, url: `http://${hostInUrl}:${port}${path}` }, routes, projects, settings };
+  return { file: file ?? null, listen: { host, port, path, paths, url: `http://${hostInUrl}:${port}${path}` }, routes, projects, settings };
 }
 
 function metricsRoute({ metrics, server }: Config): ConfigSummary['routes'] {

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import type { Config } from './schema.js';
 import { parseDsn } from '../core/dsn.js';
 import type { ConfigProblem } from './problems.js';
+import { blockedPathWarnings } from './ad-blockers.js';
 import { spoolDirProblem } from '../spool/files.js';
 
 const MiB = 1024 * 1024;
@@ -35,6 +36,8 @@ export function configWarnings(config: Config): ConfigProblem[] {
       });
     }
   }
+
+  warnings.push(...blockedPathWarnings(config.server.path, Object.keys(config.projects)));
 
   if (config.server.trustProxy === true) {
     warnings.push({

@@ -35,6 +35,8 @@ export interface RequestRecord {
   reqId: string;
   method: string;
   path: string;
+  /** The configured server.path entry the request came in on (several may be configured); absent when a framework routed it. */
+  route?: string;
   status: number;
   /** How the request ended: forwarded to Sentry, rejected (4xx of ours), failed (5xx of ours), … */
   outcome?: Outcome;
@@ -63,4 +65,10 @@ export interface Exchange {
 export function header(headers: InboundHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
+}
+
+/** Notes which configured tunnel path the request used, for its log line and metrics. */
+export function withRoute(exchange: Exchange, route: string | undefined): Exchange {
+  if (route !== undefined) exchange.record.route = route;
+  return exchange;
 }

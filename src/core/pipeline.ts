@@ -14,7 +14,7 @@ import { type BodyLimits, type EnvelopeHead, parseContentEncoding, readEnvelopeH
 import type { ClientIpResolver } from './client-ip.js';
 import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
 import { envelopeEventId } from './envelope.js';
-import { type Answer, type Exchange, type InboundRequest, type RequestRecord, header } from './exchange.js';
+import { type Answer, type Exchange, type InboundRequest, type RequestRecord, header, withRoute } from './exchange.js';
 import type { Project, ProjectRegistry } from './projects.js';
 
 export type { Answer, InboundRequest, Outcome, RequestRecord } from './exchange.js';
@@ -87,9 +87,9 @@ export class Pipeline {
     this.#limits = { ...ctx.config.limits, requestTimeoutMs: ctx.config.server.requestTimeoutMs };
   }
 
-  /** A request on the tunnel path: a POST envelope or an OPTIONS preflight. `project` is a name from the URL. */
-  tunnel(inbound: InboundRequest, project?: string): Promise<Answer> {
-    return this.run(inbound, (exchange) => this.#tunnel(exchange, project), true);
+  /** A request on the tunnel path: a POST envelope or an OPTIONS preflight. `project` is a name from the URL, `route` the configured path it used. */
+  tunnel(inbound: InboundRequest, project?: string, route?: string): Promise<Answer> {
+    return this.run(inbound, (exchange) => this.#tunnel(withRoute(exchange, route), project), true);
   }
 
   /**

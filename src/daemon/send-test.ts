@@ -3,6 +3,7 @@
 // Exit 0 Sentry accepted the event, 1 it did not, 2 usage error (bad flags, no usable configuration).
 import { Agent, request } from 'undici';
 import { parseDsn, redactDsn } from '../core/dsn.js';
+import { canonicalPath } from '../core/routes.js';
 import { ConfigError, type LoadedConfig, loadConfig } from '../config/load.js';
 import {
   type Diagnosis,
@@ -93,7 +94,7 @@ async function attempt(options: SendTestOptions, run: Run): Promise<number> {
     sentryHost: `${parsedDsn.dsn.host}${parsedDsn.dsn.port ? `:${parsedDsn.dsn.port}` : ''}`,
     project,
     origin,
-    configuredPath: config?.server.path,
+    configuredPath: config && canonicalPath(config.server.path),
     configArg: options.config ? ` --config ${options.config}` : '',
     envelopeBytes: bytes,
     timeoutMs,
@@ -178,7 +179,7 @@ function tunnelUrl(option: string | undefined, loaded: LoadedConfig | undefined)
   const server = (loaded as LoadedConfig).config.server;
   if (server.port === 0) throw new UsageError('server.port is 0 (the tunnel picks a free port at start): pass the URL it printed with --url.');
   const host = server.host === '0.0.0.0' ? '127.0.0.1' : server.host === '::' ? '::1' : server.host;
-  return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${server.port}${server.path}`);
+  return new URL(`http://${host.includes(':') ? `[${host}]` : host}:${server.port}${canonicalPath(server.path)}`);
 }
 
 /**

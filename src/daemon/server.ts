@@ -8,7 +8,8 @@ import type { Config } from '../config/schema.js';
 import type { Answer } from '../core/exchange.js';
 import type { Lifecycle } from '../core/pipeline.js';
 import { ProjectRegistry } from '../core/projects.js';
-import { createTunnelPathMatcher, pathOf } from '../core/tunnel-path.js';
+import { canonicalPath, createRouter } from '../core/routes.js';
+import { pathOf } from '../core/tunnel-path.js';
 import { TunnelError, errorBody } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { MetricsEndpoint, TunnelMetrics } from '../observability/metrics.js';
@@ -91,7 +92,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
     throw error;
   }
   const address = server.address() as AddressInfo;
-  const url = `${origin(address)}${config.server.path}`;
+  const url = `${origin(address)}${canonicalPath(config.server.path)}`;
   let metricsServer: Server | undefined;
   let metricsUrl = metrics && `${origin(address)}${config.metrics.path}`;
   if (metrics && config.metrics.port !== null) {
@@ -151,7 +152,7 @@ export async function startTunnel(config: Config, options: StartOptions): Promis
  */
 function createListener(config: Config, parts: TunnelParts, metrics: MetricsEndpoint | undefined, metricsOnly = false): (req: IncomingMessage, res: ServerResponse) => void {
   const { pipeline, lifecycle } = parts;
-  const tunnelPath = createTunnelPathMatcher(config.server.path);
+  const tunnelPath = createRouter(config.server.path);
   const serveHealth = health(lifecycle, parts.spooling?.spool);
   const serveMetrics = metrics && metricsEndpoint(metrics);
   return (req, res) => {
@@ -164,7 +165,7 @@ function createListener(config: Config, parts: TunnelParts, metrics: MetricsEndp
     else if (metricsOnly) answer = pipeline.run(inbound, notFound, false);
     else {
       const match = tunnelPath(path);
-      if (match) answer = pipeline.tunnel(inbound, match.project);
+      if (match) answer = pipeline.tunnel(inbound, match.project, match.tunnelPath);
       else if (HEALTH_PATHS.has(path)) answer = pipeline.run(inbound, serveHealth, false);
       else answer = pipeline.run(inbound, notFound, true);
     }

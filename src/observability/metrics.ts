@@ -72,6 +72,7 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
   readonly #process: Registry;
   readonly #requests: Counter<string>;
   readonly #rejections: Counter<string>;
+  readonly #routes: Counter<string>;
   readonly #envelopeBytes: Histogram<string>;
   readonly #upstreamDuration: Histogram<string>;
   readonly #upstreamErrors: Counter<string>;
@@ -97,6 +98,12 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
       name: `${PREFIX}requests_total`,
       help: 'Requests on the tunnel path, by configured project ("unknown" when none was resolved), HTTP status and outcome.',
       labelNames: ['project', 'status', 'outcome'],
+      registers,
+    });
+    this.#routes = new prom.Counter({
+      name: `${PREFIX}route_requests_total`,
+      help: 'Requests on each configured server.path entry (its own path and {path}/{project}), to see when old paths fall silent.',
+      labelNames: ['route'],
       registers,
     });
     this.#rejections = new prom.Counter({
@@ -170,6 +177,8 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
       this.#requestChildren.set(key, requests);
     }
     requests.inc();
+    // The configured paths are few, so `route` stays low-cardinality.
+    if (record.route !== undefined) this.#routes.labels(record.route).inc();
     if (record.bytesIn > 0) this.#envelopeBytes.observe(record.bytesIn);
     if (record.code !== undefined) this.rejected(record.code);
     if (record.rateLimit !== undefined) {

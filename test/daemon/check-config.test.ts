@@ -126,7 +126,7 @@ describe('check-config on a valid configuration', () => {
     expect(report.valid).toBe(true);
     expect(report.file).toBe(EXAMPLE);
     expect(report.errors).toEqual([]);
-    expect(report.summary.listen).toEqual({ host: '127.0.0.1', port: 8080, path: '/tunnel', url: 'http://127.0.0.1:8080/tunnel' });
+    expect(report.summary.listen).toEqual({ host: '127.0.0.1', port: 8080, paths: ['/tunnel'], path: '/tunnel', url: 'http://127.0.0.1:8080/tunnel' });
     expect(report.summary.projects).toEqual([
       {
         name: 'web',

@@ -3,6 +3,7 @@
 import { Writable } from 'node:stream';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { validateConfig } from '../../src/config/load.js';
+import { canonicalPath } from '../../src/core/routes.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { type RunningTunnel, type StartOptions, startTunnel } from '../../src/daemon/server.js';
 
@@ -36,6 +37,6 @@ export async function startTestTunnel(input: Overrides, options: Partial<StartOp
         .map((line) => JSON.parse(line) as Record<string, unknown>),
     rawLogs: () => raw,
     post: (body: Buffer | string, init: { headers?: Record<string, string>; path?: string } = {}) =>
-      fetch(`${origin}${init.path ?? config.server.path}`, { method: 'POST', body, headers: init.headers }),
+      fetch(`${origin}${init.path ?? canonicalPath(config.server.path)}`, { method: 'POST', body, headers: init.headers }),
   });
 }
