@@ -6,7 +6,7 @@
 ARG NODE_IMAGE=node:24-slim
 
 # Builds dist/ (tsc and the bundled CLI) with every dependency. Install scripts stay off: `prepare` would
-# build before the sources are here, and no dependency needs one.
+# build before the sources are here, and the build needs none (esbuild's only checks its binary).
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
