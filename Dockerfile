@@ -1,7 +1,7 @@
 # The sentry-tunnel daemon as a container image, for `docker build .` or `podman build .` (README: "Run it in a container").
 #
 # NODE_IMAGE is a build argument so that CI, which reaches no image registry, can build on a stand-in made
-# from Debian and the npm registry (scripts/ci/container-base.sh); any image with node and npm in
+# from Debian and the npm registry (scripts/ci/deploy-tools.sh); any image with node and npm in
 # /usr/local/bin works.
 ARG NODE_IMAGE=node:24-slim
 

@@ -17,7 +17,7 @@ const missing = typeof found === 'string' ? found : undefined;
 if (missing) {
   if (process.env.CI) {
     it('podman and a Node.js base image are available (required when CI is set)', () => {
-      throw new Error(`the container tests cannot run: ${missing}; .ci/run calls scripts/ci/container-base.sh for both`);
+      throw new Error(`the container tests cannot run: ${missing}; .ci/run calls scripts/ci/deploy-tools.sh for both`);
     });
   } else {
     console.warn(`skipping the container tests: ${missing}`);

@@ -1,7 +1,7 @@
 // podman for the container tests: where it is, which Node.js base image to build on, and bounded calls.
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 
-/** The CI stand-in scripts/ci/container-base.sh builds, then the official image if it was pulled before. */
+/** The CI stand-in scripts/ci/deploy-tools.sh builds, then the official image if it was pulled before. */
 const BASE_CANDIDATES = ['localhost/sentry-tunnel-ci/node:24-slim', 'docker.io/library/node:24-slim'];
 
 export interface PodmanSetup {
@@ -20,7 +20,7 @@ export function findPodman(): PodmanSetup | string {
   const candidates = process.env.SENTRY_TUNNEL_NODE_IMAGE ? [process.env.SENTRY_TUNNEL_NODE_IMAGE] : BASE_CANDIDATES;
   const baseImage = candidates.find((image) => spawnSync(podman, ['image', 'exists', image], { timeout: 30_000 }).status === 0);
   if (baseImage === undefined) {
-    return `none of the base images ${candidates.join(', ')} is in podman's storage (bash scripts/ci/container-base.sh builds the first)`;
+    return `none of the base images ${candidates.join(', ')} is in podman's storage (bash scripts/ci/deploy-tools.sh builds the first)`;
   }
   return { podman, baseImage };
 }

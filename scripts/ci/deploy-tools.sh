@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI only: podman set up for this machine, and a stand-in for the node:<major>-slim base image made from Debian and the npm registry.
+# CI only: the tools the deploy tests need: podman set up for this machine with a stand-in for the node:<major>-slim base image.
 #
 # No image registry is reachable from CI, so the Dockerfile's base (build argument NODE_IMAGE) is replaced
 # by an image built here: a Debian minbase root file system (debootstrap, from the mirror apt already
@@ -28,7 +28,7 @@ pid_max=$(cat /proc/sys/kernel/pid_max)
 if [ "$nproc" = unlimited ] || [ "$nproc" -gt "$pid_max" ]; then nproc=$pid_max; fi
 ulimits="$(ulimit_entry nofile "$(ulimit -Hn)")$(ulimit_entry nproc "$nproc")"
 conf=/etc/containers/containers.conf.d/50-sentry-tunnel-ci.conf
-wanted="# Written by sentry-tunnel's scripts/ci/container-base.sh.
+wanted="# Written by sentry-tunnel's scripts/ci/deploy-tools.sh.
 [containers]
 default_ulimits = [${ulimits%, }]
 log_driver = \"k8s-file\"
