@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI only: the tools the deploy tests need: podman set up for this machine with a stand-in for the node:<major>-slim base image.
+# CI only: the tools the deploy tests need: podman set up for this machine with a stand-in for the node:<major>-slim base image, and systemd-analyze.
 #
 # No image registry is reachable from CI, so the Dockerfile's base (build argument NODE_IMAGE) is replaced
 # by an image built here: a Debian minbase root file system (debootstrap, from the mirror apt already
@@ -17,6 +17,12 @@ IMAGE=localhost/sentry-tunnel-ci/node
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends podman runc debootstrap
+fi
+
+# test/deploy/systemd.test.ts checks the unit file with systemd-analyze (Debian's systemd package).
+if ! command -v systemd-analyze >/dev/null; then
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd
 fi
 
 # podman's defaults do not fit here: no systemd to manage cgroups or keep a journal, and its default
