@@ -43,10 +43,11 @@ describe.skipIf(missing !== undefined)('the container image', () => {
     const dir = await mkdtemp(join(tmpdir(), 'sentry-tunnel-image-'));
     const started = Date.now();
     // The build context is the checkout as `podman build .` sees it: .dockerignore leaves out
-    // node_modules, dist and the rest, so the image builds from the sources alone. Nothing is pulled.
+    // node_modules, dist and the rest, so the image builds from the sources alone. Nothing is pulled;
+    // npm ci inside reaches the registry through the host's network, so podman sets up no bridge.
     const build = await podman(
       setup,
-      ['build', '--pull=never', '--build-arg', `NODE_IMAGE=${setup.baseImage}`, '--iidfile', join(dir, 'iid'), '--tag', tag, REPO],
+      ['build', '--pull=never', '--network', 'host', '--build-arg', `NODE_IMAGE=${setup.baseImage}`, '--iidfile', join(dir, 'iid'), '--tag', tag, REPO],
       600_000,
     );
     if (build.code !== 0) throw new Error(`podman build failed with ${build.code}:\n${build.stdout.slice(-3000)}\n${build.stderr.slice(-3000)}`);
