@@ -9,21 +9,11 @@ import { createTunnel } from '../../src/index.js';
 import { type Chromium, chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { FakeSentry } from '../helpers/fake-sentry.js';
 import { PageServer } from '../helpers/sentry-page.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const missing = chromiumMissing();
 
 declare const Sentry: typeof import('@sentry/browser');
-
-/** Polls `check` every 20 ms until it returns something truthy, for at most `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe.skipIf(missing !== undefined)('@sentry/browser through an Express route', () => {
   let browser: Chromium;

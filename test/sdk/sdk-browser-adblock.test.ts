@@ -12,6 +12,7 @@ import { blockedBy, filterListsMissing, filterListsText } from '../helpers/filte
 import { REPO } from '../helpers/run-cli.js';
 import { PageServer, type SentryPageOptions } from '../helpers/sentry-page.js';
 import { type TestTunnel, startTestTunnel } from '../helpers/tunnel.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const missing = chromiumMissing() ?? filterListsMissing();
 const README = readFileSync(`${REPO}/README.md`, 'utf8');
@@ -23,16 +24,6 @@ let blocker: PlaywrightBlocker;
 const blocked: string[] = [];
 const tunnels: TestTunnel[] = [];
 const openPages: Page[] = [];
-
-async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 async function openPage(options: SentryPageOptions): Promise<Page> {
   const page = await browser.context.newPage();

@@ -10,6 +10,7 @@ import { runCli } from '../helpers/run-cli.js';
 import { waitForLog } from '../helpers/log-lines.js';
 import { PageServer, type SentryPageOptions } from '../helpers/sentry-page.js';
 import { type TestTunnel, startTestTunnel } from '../helpers/tunnel.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 const missing = chromiumMissing();
 
@@ -18,17 +19,6 @@ let pages: PageServer;
 let sentry: FakeSentry;
 const tunnels: TestTunnel[] = [];
 const openPages: Page[] = [];
-
-/** Polls `check` every 20 ms until it returns something truthy, for at most `timeoutMs`. */
-async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 async function tunnelFor(origins: '*' | string[]): Promise<TestTunnel> {
   const tunnel = await startTestTunnel({ projects: { web: { dsn: sentry.dsn() } }, cors: { origins } });
