@@ -13,9 +13,9 @@ import type { Answer } from './core/exchange.js';
 import { Lifecycle, Pipeline } from './core/pipeline.js';
 import { ProjectRegistry } from './core/projects.js';
 import { warnOnUntrustedProxyHeaders } from './core/proxy-headers.js';
-import { type Route, canonicalPath, createRouter } from './core/routes.js';
+import { type Route, canonicalPath, createRouter, decodeName } from './core/routes.js';
 import { pathOf } from './core/tunnel-path.js';
-import { TunnelError } from './errors.js';
+import { TunnelError, errorBody } from './errors.js';
 import { RateLimiting } from './limits/rate-limiting.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { createRequestLog } from './observability/request-log.js';
@@ -108,9 +108,9 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
   };
 
   const answer = (build: (p: TunnelParts) => Promise<Answer>): Promise<Answer> => {
-    if (closed) return Promise.resolve(startupAnswer(new TunnelError('shutting_down')));
+    if (closed) return Promise.resolve(refusalAnswer(new TunnelError('shutting_down')));
     if (parts) return build(parts);
-    return open().then(build, (error: unknown) => startupAnswer(error));
+    return open().then(build, (error: unknown) => refusalAnswer(error));
   };
 
   const fetch = (request: Request, info?: FetchInfo): Promise<Response> =>
@@ -124,7 +124,7 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
     // Express/Connect route or mount: the framework routed it here, so it is a tunnel request; a path
     // left after a mount (app.use('/tunnel', …) sees "/web") names a project.
     if (mounted.route !== undefined || (mounted.baseUrl !== undefined && mounted.baseUrl !== '')) {
-      project = path === '/' || path === '' || mounted.route !== undefined ? undefined : decodeSegment(path.slice(1));
+      project = path === '/' || path === '' || mounted.route !== undefined ? undefined : decodeName(path.slice(1));
     } else {
       try {
         route ??= createRouter(configOf().server.path);
@@ -132,14 +132,14 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
         // A configuration given as a function is first read here: answer as a failed open does.
         logger ??= options.logger ?? createLogger({ level: 'info', format: 'json', requests: 'summary', summaryIntervalMs: 60_000 });
         logger.error({ err: error }, 'the tunnel configuration is invalid; every request is answered 500');
-        void writeAnswer(req, res, startupAnswer(error), false);
+        void writeAnswer(req, res, refusalAnswer(error), false);
         return;
       }
       const match = route(path);
       if (!match) {
         if (next) return next();
         const notFound = new TunnelError('not_found', { message: `Nothing is served at ${path}; this tunnel takes POST ${canonicalPath(configOf().server.path)} (server.path).` });
-        void writeAnswer(req, res, { status: 404, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: notFound.message, code: notFound.code }) }, false);
+        void writeAnswer(req, res, refusalAnswer(notFound), false);
         return;
       }
       ({ project, tunnelPath } = match);
@@ -182,18 +182,13 @@ function validate(input: ConfigInput | Config): Config {
   return validateConfig({ ...input, metrics: { enabled: false, ...metrics } });
 }
 
-/** The answer while the tunnel cannot serve: it could not open (500, the log says why) or it is closed (503). */
-function startupAnswer(error: unknown): Answer {
+/**
+ * An answer given outside the pipeline: a path the middleware does not take (404), or the tunnel unable
+ * to serve because it could not open (500, the log says why) or is closed (503).
+ */
+function refusalAnswer(error: unknown): Answer {
   const refusal = error instanceof TunnelError ? error : new TunnelError('internal_error', { cause: error });
-  return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: refusal.message, code: refusal.code }) };
-}
-
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
+  return { status: refusal.status, headers: { 'content-type': 'application/json' }, body: errorBody(refusal) };
 }
 
 /** Builds everything a tunnel needs; on failure releases what it had opened and rethrows. */

@@ -35,7 +35,8 @@ export function createRouter(configured: string | readonly string[]): (path: str
   };
 }
 
-function decodeName(segment: string): string {
+/** A project name from its URL segment; a segment that is not valid percent-encoding stays as it is. */
+export function decodeName(segment: string): string {
   try {
     return decodeURIComponent(segment);
   } catch {

@@ -24,28 +24,23 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   return { ...env, NO_COLOR: '1', ...extra };
 }
 
-/** Runs `node <args>` (not the CLI) to its end, e.g. to import the package under other conditions. */
-export function runNode(args: readonly string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [...args], { cwd: options.cwd ?? REPO, env: cleanEnv(), timeout: options.timeoutMs ?? 15_000, encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') return reject(new Error(`node did not finish: ${error.message}\n${stderr}`));
-      resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
-    });
-  });
-}
-
-export function runCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+/** Runs `node <args>` to its end, e.g. to import the package under other conditions; runCli runs the CLI this way. */
+export function runNode(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [BIN, ...args],
+      [...args],
       { cwd: options.cwd ?? REPO, env: cleanEnv(options.env), timeout: options.timeoutMs ?? 15_000, encoding: 'utf8' },
       (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') return reject(new Error(`CLI did not finish: ${error.message}\n${stderr}`));
+        if (error && typeof error.code !== 'number') return reject(new Error(`node ${args[0] ?? ''} did not finish: ${error.message}\n${stderr}`));
         resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
       },
     );
   });
+}
+
+export function runCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return runNode([BIN, ...args], options);
 }
 
 /** A temp directory for config files; `remove()` deletes it. */
