@@ -71,7 +71,9 @@ export function hasBinary(name: string): boolean {
 /** The bench's sentry-tunnel configuration: defaults, CORS like the example, one project pointed at the fake upstream. */
 export function tunnelConfig(port: number, upstream: Upstream): object {
   return {
-    server: { host: '127.0.0.1', port, path: '/tunnel' },
+    // No load balancer to tell: stop at once on SIGTERM (the 5 s default outlasts stopProcess' grace, and
+    // a killed peer writes no --cpu-prof profile).
+    server: { host: '127.0.0.1', port, path: '/tunnel', drainDelayMs: 0 },
     projects: { web: { dsn: upstream.dsn } },
     cors: { origins: ['https://app.example.com', 'http://localhost:3000'] },
     // Raised from the 20 MiB default so the 50 MiB attachment envelope is accepted.

@@ -2,13 +2,14 @@
 // how fast, and what is waiting. Fed from the one request record each request ends with, plus a
 // Forward wrapper around the real upstream call; labels stay low-cardinality (configured project names,
 // statuses, catalogue codes, clamped item types and categories — never addresses or DSNs).
-import type { Counter, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { TunnelError } from '../errors.js';
 import type { RequestRecord } from '../core/exchange.js';
 import type { Lifecycle, RequestObserver } from '../core/pipeline.js';
 import type { Project } from '../core/projects.js';
 import type { Forward } from '../upstream/upstream.js';
+import { CounterSeries, HistogramSeries } from './series.js';
 
 /** The spool's size, as the spool reports it. */
 export interface SpoolStats {
@@ -70,19 +71,15 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
   readonly #prom: PromClient;
   readonly #registry: Registry;
   readonly #process: Registry;
-  readonly #requests: Counter<string>;
-  readonly #rejections: Counter<string>;
-  readonly #routes: Counter<string>;
-  readonly #envelopeBytes: Histogram<string>;
-  readonly #upstreamDuration: Histogram<string>;
-  readonly #upstreamErrors: Counter<string>;
-  readonly #rateLimited: Counter<string>;
-  readonly #itemsDropped: Counter<string>;
-  readonly #selfMonitoring: Counter<string>;
-  // Label children bound once per combination, so a request costs a Map hit per metric.
-  readonly #requestChildren = new Map<string, Counter.Internal>();
-  readonly #rejectionChildren = new Map<string, Counter.Internal>();
-  readonly #durationChildren = new Map<string, Histogram.Internal<string>>();
+  readonly #requests: CounterSeries;
+  readonly #rejections: CounterSeries;
+  readonly #routes: CounterSeries;
+  readonly #envelopeBytes: HistogramSeries;
+  readonly #upstreamDuration: HistogramSeries;
+  readonly #upstreamErrors: CounterSeries;
+  readonly #rateLimited: CounterSeries;
+  readonly #itemsDropped: CounterSeries;
+  readonly #selfMonitoring: CounterSeries;
   /** Scrapes in progress: they pass through the lifecycle too, but are not traffic. */
   #scrapes = 0;
 
@@ -93,67 +90,62 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
     const registry = new prom.Registry();
     this.#registry = registry;
     this.contentType = registry.contentType;
-    const registers = [registry];
-    this.#requests = new prom.Counter({
-      name: `${PREFIX}requests_total`,
-      help: 'Requests on the tunnel path, by configured project ("unknown" when none was resolved), HTTP status and outcome.',
-      labelNames: ['project', 'status', 'outcome'],
-      registers,
-    });
-    this.#routes = new prom.Counter({
-      name: `${PREFIX}route_requests_total`,
-      help: 'Requests on each configured server.path entry (its own path and {path}/{project}), to see when old paths fall silent.',
-      labelNames: ['route'],
-      registers,
-    });
-    this.#rejections = new prom.Counter({
-      name: `${PREFIX}rejections_total`,
-      help: 'Answers the tunnel wrote itself with an error code (4xx and 5xx), by code.',
-      labelNames: ['code'],
-      registers,
-    });
-    this.#envelopeBytes = new prom.Histogram({
-      name: `${PREFIX}envelope_bytes`,
-      help: 'Envelope size on the wire (as received, before decompression), in bytes.',
-      buckets: BYTE_BUCKETS,
-      registers,
-    });
-    this.#upstreamDuration = new prom.Histogram({
-      name: `${PREFIX}upstream_duration_seconds`,
-      help: 'Time from sending an envelope to Sentry to its answer, by project and Sentry\'s status ("error" when none came).',
-      labelNames: ['project', 'status'],
-      buckets: SECOND_BUCKETS,
-      registers,
-    });
-    this.#upstreamErrors = new prom.Counter({
-      name: `${PREFIX}upstream_errors_total`,
-      help: 'Calls to Sentry that got no usable answer, by code: upstream_timeout, upstream_unavailable, upstream_redirect.',
-      labelNames: ['code'],
-      registers,
-    });
-    this.#rateLimited = new prom.Counter({
-      name: `${PREFIX}rate_limited_total`,
-      help: 'Envelopes turned away by a rate limit, by reason (client, project, sentry, overloaded) and data category.',
-      labelNames: ['reason', 'category'],
-      registers,
-    });
-    this.#itemsDropped = new prom.Counter({
-      name: `${PREFIX}items_dropped_total`,
-      help: 'Envelope items removed by processing rules, by reason (the rule) and item type.',
-      labelNames: ['reason', 'type'],
-      registers,
-    });
-    this.#selfMonitoring = new prom.Counter({
-      name: `${PREFIX}self_monitoring_events_total`,
-      help: 'The tunnel\'s own errors reported to the self-monitoring project, by outcome: sent, rate_limited, failed.',
-      labelNames: ['outcome'],
-      registers,
-    });
+    this.#requests = new CounterSeries(
+      `${PREFIX}requests_total`,
+      'Requests on the tunnel path, by configured project ("unknown" when none was resolved), HTTP status and outcome.',
+      ['project', 'status', 'outcome'],
+      registry,
+    );
+    this.#routes = new CounterSeries(
+      `${PREFIX}route_requests_total`,
+      'Requests on each configured server.path entry (its own path and {path}/{project}), to see when old paths fall silent.',
+      ['route'],
+      registry,
+    );
+    this.#rejections = new CounterSeries(`${PREFIX}rejections_total`, 'Answers the tunnel wrote itself with an error code (4xx and 5xx), by code.', ['code'], registry);
+    this.#envelopeBytes = new HistogramSeries(
+      `${PREFIX}envelope_bytes`,
+      'Envelope size on the wire (as received, before decompression), in bytes.',
+      [],
+      BYTE_BUCKETS,
+      registry,
+    );
+    this.#upstreamDuration = new HistogramSeries(
+      `${PREFIX}upstream_duration_seconds`,
+      'Time from sending an envelope to Sentry to its answer, by project and Sentry\'s status ("error" when none came).',
+      ['project', 'status'],
+      SECOND_BUCKETS,
+      registry,
+    );
+    this.#upstreamErrors = new CounterSeries(
+      `${PREFIX}upstream_errors_total`,
+      'Calls to Sentry that got no usable answer, by code: upstream_timeout, upstream_unavailable, upstream_redirect.',
+      ['code'],
+      registry,
+    );
+    this.#rateLimited = new CounterSeries(
+      `${PREFIX}rate_limited_total`,
+      'Envelopes turned away by a rate limit, by reason (client, project, sentry, overloaded) and data category.',
+      ['reason', 'category'],
+      registry,
+    );
+    this.#itemsDropped = new CounterSeries(
+      `${PREFIX}items_dropped_total`,
+      'Envelope items removed by processing rules, by reason (the rule) and item type.',
+      ['reason', 'type'],
+      registry,
+    );
+    this.#selfMonitoring = new CounterSeries(
+      `${PREFIX}self_monitoring_events_total`,
+      'The tunnel\'s own errors reported to the self-monitoring project, by outcome: sent, rate_limited, failed.',
+      ['outcome'],
+      registry,
+    );
     const metrics = this;
     new prom.Gauge({
       name: `${PREFIX}in_flight`,
       help: 'Requests being handled right now (metrics scrapes excluded).',
-      registers,
+      registers: [registry],
       collect() {
         this.set(Math.max(0, lifecycle.inFlight - metrics.#scrapes));
       },
@@ -170,34 +162,23 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
   observe(record: RequestRecord): void {
     const project = record.project ?? UNKNOWN_PROJECT;
     const outcome = record.outcome ?? 'none';
-    const key = `${project}\n${record.status}\n${outcome}`;
-    let requests = this.#requestChildren.get(key);
-    if (requests === undefined) {
-      requests = this.#requests.labels(project, String(record.status), outcome);
-      this.#requestChildren.set(key, requests);
-    }
-    requests.inc();
+    this.#requests.inc(project, record.status, outcome);
     // The configured paths are few, so `route` stays low-cardinality.
-    if (record.route !== undefined) this.#routes.labels(record.route).inc();
+    if (record.route !== undefined) this.#routes.inc(record.route);
     if (record.bytesIn > 0) this.#envelopeBytes.observe(record.bytesIn);
     if (record.code !== undefined) this.rejected(record.code);
     if (record.rateLimit !== undefined) {
       const category = record.rateLimit.category;
-      this.#rateLimited.inc({ reason: record.rateLimit.reason, category: category === undefined ? '' : clamp(CATEGORIES, category) });
+      this.#rateLimited.inc(record.rateLimit.reason, category === undefined ? '' : clamp(CATEGORIES, category));
     }
     if (record.dropped !== undefined) {
-      for (const item of record.dropped) this.#itemsDropped.inc({ reason: item.reason, type: clamp(ITEM_TYPES, item.type) });
+      for (const item of record.dropped) this.#itemsDropped.inc(item.reason, clamp(ITEM_TYPES, item.type));
     }
   }
 
   /** Counts an error answer; also called for malformed HTTP, which is answered before the pipeline. */
   rejected(code: string): void {
-    let rejections = this.#rejectionChildren.get(code);
-    if (rejections === undefined) {
-      rejections = this.#rejections.labels(code);
-      this.#rejectionChildren.set(code, rejections);
-    }
-    rejections.inc();
+    this.#rejections.inc(code);
   }
 
   /** Times the real call to Sentry (innermost, so retries count once each) and counts transport failures. */
@@ -221,7 +202,7 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
         const clientFailed = !Buffer.isBuffer(envelope.body) && envelope.body.errored !== null;
         if (code !== undefined && UPSTREAM_ERROR_CODES.has(code) && !clientFailed) {
           this.#observeUpstream(project, 'error', started);
-          this.#upstreamErrors.inc({ code });
+          this.#upstreamErrors.inc(code);
         }
         throw error;
       }
@@ -229,17 +210,11 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
   }
 
   #observeUpstream(project: string, status: number | 'error', started: number): void {
-    const key = `${project}\n${status}`;
-    let duration = this.#durationChildren.get(key);
-    if (duration === undefined) {
-      duration = this.#upstreamDuration.labels(project, String(status));
-      this.#durationChildren.set(key, duration);
-    }
-    duration.observe((performance.now() - started) / 1000);
+    this.#upstreamDuration.observe((performance.now() - started) / 1000, project, status);
   }
 
   selfMonitoringEvent(outcome: SelfMonitoringOutcome): void {
-    this.#selfMonitoring.inc({ outcome });
+    this.#selfMonitoring.inc(outcome);
   }
 
   /** sentry_tunnel_spool_envelopes and sentry_tunnel_spool_bytes, read at scrape time. */
