@@ -158,7 +158,7 @@ function refuse(
   const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
   return new TunnelError('rate_limited', {
     ...(options.message === undefined ? {} : { message: options.message }),
-    headers: { 'retry-after': String(seconds), ...options.headers },
+    headers: Object.assign({ 'retry-after': String(seconds) }, options.headers),
   });
 }
 
