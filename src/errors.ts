@@ -68,7 +68,28 @@ export function isTunnelError(value: unknown): value is TunnelError {
   return value instanceof TunnelError;
 }
 
-/** The JSON body of every response the tunnel writes itself. */
+/** The JSON body of every response the tunnel writes itself (made once per error: refusals are shared). */
 export function errorBody(error: TunnelError): string {
-  return JSON.stringify({ error: error.message, code: error.code });
+  let body = bodies.get(error);
+  if (body === undefined) {
+    body = JSON.stringify({ error: error.message, code: error.code });
+    bodies.set(error, body);
+  }
+  return body;
+}
+
+const bodies = new WeakMap<TunnelError, string>();
+const plainRefusals = new Map<ErrorCode, TunnelError>();
+
+/**
+ * The one TunnelError of `code` with its catalogue sentence and nothing else (no cause, no headers):
+ * the same instance every time, so a flood of such refusals allocates no error and no body.
+ */
+export function refusal(code: ErrorCode): TunnelError {
+  let error = plainRefusals.get(code);
+  if (error === undefined) {
+    error = new TunnelError(code);
+    plainRefusals.set(code, error);
+  }
+  return error;
 }

@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { TunnelError, errorBody } from '../errors.js';
+import { TunnelError, errorBody, refusal } from '../errors.js';
 import type { RateLimiting } from '../limits/rate-limiting.js';
 import type { Processor } from '../processing/processing.js';
 import { type Forward, isTransportFailure, toTunnelError } from '../upstream/upstream.js';
@@ -129,13 +129,13 @@ export class Pipeline {
     const { headers } = inbound;
     if (inbound.method === 'OPTIONS') {
       const preflight = ctx.cors.preflight(headers);
-      if (!preflight.allowed) throw new TunnelError('origin_not_allowed');
+      if (!preflight.allowed) throw refusal('origin_not_allowed');
       return { status: 204, headers: Object.assign({ allow: ALLOWED_METHODS }, preflight.headers), body: undefined };
     }
     if (inbound.method !== 'POST') throw new TunnelError('method_not_allowed', { headers: { allow: ALLOWED_METHODS } });
 
     const cors = ctx.cors.check(header(headers, 'origin'));
-    if (!cors.allowed) throw new TunnelError('origin_not_allowed');
+    if (!cors.allowed) throw refusal('origin_not_allowed');
     exchange.cors = cors.headers;
 
     let named: Project | undefined;
@@ -214,10 +214,10 @@ export class Pipeline {
 
 function resolveProject(ctx: TunnelContext, head: EnvelopeHead, named: Project | undefined): Project {
   const dsn = head.header.dsn;
-  if (typeof dsn !== 'string' || dsn === '') throw new TunnelError('missing_dsn');
+  if (typeof dsn !== 'string' || dsn === '') throw refusal('missing_dsn');
   const project = ctx.projects.resolve(dsn);
-  if (project === null) throw new TunnelError('invalid_dsn');
-  if (project === undefined) throw new TunnelError('dsn_not_allowed');
+  if (project === null) throw refusal('invalid_dsn');
+  if (project === undefined) throw refusal('dsn_not_allowed');
   if (named && project !== named) {
     throw new TunnelError('dsn_mismatch', { message: `The envelope DSN does not belong to project "${named.name}".` });
   }

@@ -156,10 +156,25 @@ function refuse(
   record.outcome = 'rate_limited';
   record.rateLimit = rateLimit;
   const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  if (options.message === undefined && options.headers === undefined) return plainRateLimited(seconds);
   return new TunnelError('rate_limited', {
     ...(options.message === undefined ? {} : { message: options.message }),
     headers: Object.assign({ 'retry-after': String(seconds) }, options.headers),
   });
+}
+
+/** The answers of a per-client refusal differ only in Retry-After: one shared error per value seen (a window has few). */
+const rateLimitedBySeconds = new Map<number, TunnelError>();
+const MAX_SHARED_RETRY_AFTERS = 4096;
+
+function plainRateLimited(seconds: number): TunnelError {
+  let error = rateLimitedBySeconds.get(seconds);
+  if (error === undefined) {
+    if (rateLimitedBySeconds.size >= MAX_SHARED_RETRY_AFTERS) rateLimitedBySeconds.clear();
+    error = new TunnelError('rate_limited', { headers: { 'retry-after': String(seconds) } });
+    rateLimitedBySeconds.set(seconds, error);
+  }
+  return error;
 }
 
 /**
