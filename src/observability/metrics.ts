@@ -90,56 +90,42 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
     const registry = new prom.Registry();
     this.#registry = registry;
     this.contentType = registry.contentType;
-    this.#requests = new CounterSeries(
-      `${PREFIX}requests_total`,
-      'Requests on the tunnel path, by configured project ("unknown" when none was resolved), HTTP status and outcome.',
+    const counter = (name: string, labelNames: readonly string[], help: string) => new CounterSeries(PREFIX + name, help, labelNames, registry);
+    const histogram = (name: string, labelNames: readonly string[], buckets: readonly number[], help: string) =>
+      new HistogramSeries(PREFIX + name, help, labelNames, buckets, registry);
+    this.#requests = counter(
+      'requests_total',
       ['project', 'status', 'outcome'],
-      registry,
+      'Requests on the tunnel path, by configured project ("unknown" when none was resolved), HTTP status and outcome.',
     );
-    this.#routes = new CounterSeries(
-      `${PREFIX}route_requests_total`,
-      'Requests on each configured server.path entry (its own path and {path}/{project}), to see when old paths fall silent.',
+    this.#routes = counter(
+      'route_requests_total',
       ['route'],
-      registry,
+      'Requests on each configured server.path entry (its own path and {path}/{project}), to see when old paths fall silent.',
     );
-    this.#rejections = new CounterSeries(`${PREFIX}rejections_total`, 'Answers the tunnel wrote itself with an error code (4xx and 5xx), by code.', ['code'], registry);
-    this.#envelopeBytes = new HistogramSeries(
-      `${PREFIX}envelope_bytes`,
-      'Envelope size on the wire (as received, before decompression), in bytes.',
-      [],
-      BYTE_BUCKETS,
-      registry,
-    );
-    this.#upstreamDuration = new HistogramSeries(
-      `${PREFIX}upstream_duration_seconds`,
-      'Time from sending an envelope to Sentry to its answer, by project and Sentry\'s status ("error" when none came).',
+    this.#rejections = counter('rejections_total', ['code'], 'Answers the tunnel wrote itself with an error code (4xx and 5xx), by code.');
+    this.#envelopeBytes = histogram('envelope_bytes', [], BYTE_BUCKETS, 'Envelope size on the wire (as received, before decompression), in bytes.');
+    this.#upstreamDuration = histogram(
+      'upstream_duration_seconds',
       ['project', 'status'],
       SECOND_BUCKETS,
-      registry,
+      'Time from sending an envelope to Sentry to its answer, by project and Sentry\'s status ("error" when none came).',
     );
-    this.#upstreamErrors = new CounterSeries(
-      `${PREFIX}upstream_errors_total`,
-      'Calls to Sentry that got no usable answer, by code: upstream_timeout, upstream_unavailable, upstream_redirect.',
+    this.#upstreamErrors = counter(
+      'upstream_errors_total',
       ['code'],
-      registry,
+      'Calls to Sentry that got no usable answer, by code: upstream_timeout, upstream_unavailable, upstream_redirect.',
     );
-    this.#rateLimited = new CounterSeries(
-      `${PREFIX}rate_limited_total`,
-      'Envelopes turned away by a rate limit, by reason (client, project, sentry, overloaded) and data category.',
+    this.#rateLimited = counter(
+      'rate_limited_total',
       ['reason', 'category'],
-      registry,
+      'Envelopes turned away by a rate limit, by reason (client, project, sentry, overloaded) and data category.',
     );
-    this.#itemsDropped = new CounterSeries(
-      `${PREFIX}items_dropped_total`,
-      'Envelope items removed by processing rules, by reason (the rule) and item type.',
-      ['reason', 'type'],
-      registry,
-    );
-    this.#selfMonitoring = new CounterSeries(
-      `${PREFIX}self_monitoring_events_total`,
-      'The tunnel\'s own errors reported to the self-monitoring project, by outcome: sent, rate_limited, failed.',
+    this.#itemsDropped = counter('items_dropped_total', ['reason', 'type'], 'Envelope items removed by processing rules, by reason (the rule) and item type.');
+    this.#selfMonitoring = counter(
+      'self_monitoring_events_total',
       ['outcome'],
-      registry,
+      'The tunnel\'s own errors reported to the self-monitoring project, by outcome: sent, rate_limited, failed.',
     );
     const metrics = this;
     new prom.Gauge({
