@@ -270,7 +270,7 @@ export const configSchema = z
         format: described(z._default(z.enum(['auto', 'json', 'pretty']), 'auto'), '"auto": pretty on a TTY, JSON otherwise.'),
         requests: described(
           z._default(z.enum(['summary', 'all', 'off']), 'summary'),
-          '"summary": a line per request answered 5xx or spooled, and a summary line of the rest every log.summaryIntervalMs; "all": a line per request; "off": none.',
+          '"summary": a line per request answered 5xx or spooled, and a summary line of the rest every log.summaryIntervalMs (health probes and metrics scrapes left out); "all": a line per request, probes included; "off": none.',
         ),
         summaryIntervalMs: described(positiveMs(60_000), 'How often the "summary" request log writes its summary line.'),
       }),

@@ -31,7 +31,7 @@ export interface TunnelContext {
   /** The filters and enrichment, when any rule is configured (then bodies are read whole). */
   readonly processor?: Processor | undefined;
   /** Writes what log.requests asks for, once per request. */
-  readonly requestLog: { write(record: RequestRecord): void };
+  readonly requestLog: { write(record: RequestRecord, traffic: boolean): void };
   /** Counts every request when it ends (metrics); absent when metrics are off. */
   readonly observer?: RequestObserver | undefined;
   /** Hands unexpected failures (bugs, not decisions or outages) to self-monitoring. */
@@ -117,7 +117,7 @@ export class Pipeline {
     }
     record.status = answer.status;
     record.durationMs = Math.round((performance.now() - started) * 100) / 100;
-    ctx.requestLog.write(record);
+    ctx.requestLog.write(record, traffic);
     if (traffic) ctx.observer?.observe(record);
     ctx.lifecycle.leave();
     return answer;

@@ -1,13 +1,14 @@
 // What the log says about requests (log.requests): every request as one line ("all"); by default
 // ("summary") one line per request that needs an operator (5xx, spooled) and a summary line of the rest
-// every log.summaryIntervalMs; or nothing ("off"). A tunnel at 10,000 envelopes/s would otherwise write
+// every log.summaryIntervalMs, health probes and scrapes left out; or nothing ("off"). A tunnel at 10,000 envelopes/s would otherwise write
 // 10,000 lines/s that say "forwarded, 200" — metrics count those better.
 import type { Config } from '../config/schema.js';
 import type { RequestRecord } from '../core/exchange.js';
 import type { Logger } from './logger.js';
 
 export interface RequestLog {
-  write(record: RequestRecord): void;
+  /** `traffic` is false for health probes and metrics scrapes: "all" logs them, "summary" leaves them out. */
+  write(record: RequestRecord, traffic: boolean): void;
   /** Writes the last summary and stops its timer. */
   close(): void;
 }
@@ -44,7 +45,9 @@ class SummaryLog implements RequestLog {
     this.#timer.unref();
   }
 
-  write(record: RequestRecord): void {
+  write(record: RequestRecord, traffic: boolean): void {
+    // A probe every few seconds would fill the counts (and a draining /readyz's 503s the error lines).
+    if (!traffic) return;
     if (record.status >= 500) this.#logger.error(record, 'request');
     else if (record.outcome === 'spooled') this.#logger.warn(record, 'request');
     this.#requests++;
