@@ -62,23 +62,25 @@ export class TunnelError extends Error {
     this.status = ERRORS[code].status;
     this.headers = options.headers;
   }
+
+  #body: string | undefined;
+
+  /** The JSON body of this answer, made once (shared refusals answer many requests). */
+  get body(): string {
+    this.#body ??= JSON.stringify({ error: this.message, code: this.code });
+    return this.#body;
+  }
 }
 
 export function isTunnelError(value: unknown): value is TunnelError {
   return value instanceof TunnelError;
 }
 
-/** The JSON body of every response the tunnel writes itself (made once per error: refusals are shared). */
+/** The JSON body of every response the tunnel writes itself. */
 export function errorBody(error: TunnelError): string {
-  let body = bodies.get(error);
-  if (body === undefined) {
-    body = JSON.stringify({ error: error.message, code: error.code });
-    bodies.set(error, body);
-  }
-  return body;
+  return error.body;
 }
 
-const bodies = new WeakMap<TunnelError, string>();
 const plainRefusals = new Map<ErrorCode, TunnelError>();
 
 /**

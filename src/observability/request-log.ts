@@ -1,7 +1,8 @@
 // What the log says about requests (log.requests): every request as one line ("all"); by default
 // ("summary") one line per request that needs an operator (5xx, spooled) and a summary line of the rest
-// every log.summaryIntervalMs, health probes and scrapes left out; or nothing ("off"). A tunnel at 10,000 envelopes/s would otherwise write
-// 10,000 lines/s that say "forwarded, 200" — metrics count those better.
+// every log.summaryIntervalMs, health probes and scrapes left out; or nothing ("off"). A tunnel at
+// 10,000 envelopes/s would otherwise write 10,000 lines/s that say "forwarded, 200" — metrics count
+// those better.
 import type { Config } from '../config/schema.js';
 import type { RequestRecord } from '../core/exchange.js';
 import type { Logger } from './logger.js';
