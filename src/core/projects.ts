@@ -43,8 +43,8 @@ export class ProjectRegistry {
     const exact = this.#byRawDsn.get(clientDsn);
     if (exact) return exact;
     // A flood of envelopes for a foreign DSN repeats the same few strings: parse each once.
-    const known = this.#refused.get(clientDsn);
-    if (known !== undefined) return known;
+    // has(), not get(): a foreign DSN is remembered as undefined.
+    if (this.#refused.has(clientDsn)) return this.#refused.get(clientDsn);
     const parsed = parseDsn(clientDsn);
     const project = parsed.ok ? this.#byDsn.get(normalizeDsn(parsed.dsn)) : null;
     if (project) return project;
