@@ -24,7 +24,7 @@ export function fetchInbound(request: Request, info: FetchInfo | undefined): Inb
   let bodyAlreadyRead: string | undefined;
   if (request.bodyUsed) {
     bodyAlreadyRead = 'The Request body was read before the tunnel saw it (request.text(), .json() or .formData() ran first); hand the tunnel the Request unread.';
-  } else if (request.body === null && Number(headers['content-length'] ?? 0) > 0) {
+  } else if (request.body === null && (Number(headers['content-length'] ?? 0) > 0 || headers['transfer-encoding'] !== undefined)) {
     bodyAlreadyRead =
       'The framework handed the tunnel this POST without its body (SvelteKit does so when there is no Content-Type, as for Session Replay): ' +
       'serve the tunnel with tunnel.middleware in front of the framework (see the README).';

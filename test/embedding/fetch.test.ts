@@ -99,6 +99,15 @@ describe('tunnel.fetch on its own', () => {
     expect(sentry.requests).toHaveLength(0);
   });
 
+  it('refuses the same for a chunked POST (Transfer-Encoding, no Content-Length) handed over without its body', async () => {
+    await using tunnel = createTunnel({ projects: { web: { dsn: sentry.dsn() } }, log: { level: 'silent' } });
+    const bodiless = new Request('http://app.test/t', { method: 'POST', headers: { 'transfer-encoding': 'chunked' } });
+    const res = await tunnel.fetch(bodiless);
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as { code: string }).code).toBe('body_already_read');
+    expect(sentry.requests).toHaveLength(0);
+  });
+
   it('validates the configuration synchronously and lists every problem', () => {
     expect(() => createTunnel({ projects: { web: { dsn: 'not a dsn' } }, limits: { maxEnvelopeBytes: 0 } })).toThrow(
       /projects\.web\.dsn: not a valid DSN[\s\S]*limits\.maxEnvelopeBytes/,
