@@ -14,11 +14,46 @@ const require = createRequire(import.meta.url);
 
 type Destination = NodeJS.WritableStream & { isTTY?: boolean };
 
+/** Loggers made here: their options are known, so recordWriter may write their request lines itself. */
+const ownLoggers = new WeakSet<Logger>();
+
 export function createLogger(options: Config['log'], destination: Destination = process.stdout): Logger {
   const base = { level: options.level, base: { pid: process.pid }, redact: { paths: REDACT, censor: '[redacted]' } };
   const pretty = options.format === 'pretty' || (options.format === 'auto' && destination.isTTY === true);
-  if (pretty) return pino(base, prettyStream(destination));
-  return pino(base, destination === process.stdout ? stdoutDestination() : destination);
+  const logger = pino(base, pretty ? prettyStream(destination) : destination === process.stdout ? stdoutDestination() : destination);
+  ownLoggers.add(logger);
+  return logger;
+}
+
+export type RecordLevel = 'info' | 'warn' | 'error';
+
+/** pino's pieces of a line (lib/symbols.js), read as pino's own asJson reads them. */
+const symbols = pino.symbols;
+interface PinoInternals {
+  readonly [symbols.lsCacheSym]: Record<number, string>;
+  readonly [symbols.timeSym]: () => string;
+  readonly [symbols.chindingsSym]: string;
+  readonly [symbols.streamSym]: { write(line: string): void };
+}
+
+/**
+ * Writes a flat record of plain values as a `msg` line. For a logger made by createLogger, it writes
+ * the line pino would write itself: pino's level, time and bindings prefix, then one JSON.stringify
+ * of the record. pino's per-key serialisation and its redaction cost twice as much per line (7.8 vs
+ * 3.6 µs in a paired loop). The records written this way (RequestRecord) are built field by field
+ * and hold neither a DSN, headers nor a body, so redaction has nothing to find in them. Any other
+ * logger (an app's own, a child) may have formatters, hooks or a mixin, so it logs through pino.
+ */
+export function recordWriter(logger: Logger, msg: string): (level: RecordLevel, record: object) => void {
+  if (!ownLoggers.has(logger)) return (level, record) => logger[level](record, msg);
+  const internals = logger as unknown as PinoInternals;
+  const stream = internals[symbols.streamSym];
+  const end = `,"msg":${JSON.stringify(msg)}}\n`;
+  return (level, record) => {
+    const value = logger.levels.values[level] as number;
+    if (value < logger.levelVal) return;
+    stream.write(`${internals[symbols.lsCacheSym][value]}${internals[symbols.timeSym]()}${internals[symbols.chindingsSym]},${JSON.stringify(record).slice(1, -1)}${end}`);
+  };
 }
 
 /**

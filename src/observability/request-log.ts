@@ -5,7 +5,7 @@
 // those better.
 import type { Config } from '../config/schema.js';
 import type { RequestRecord } from '../core/exchange.js';
-import type { Logger } from './logger.js';
+import { type Logger, type RecordLevel, recordWriter } from './logger.js';
 
 export interface RequestLog {
   /** `traffic` is false for health probes and metrics scrapes: "all" logs them, "summary" leaves them out. */
@@ -18,21 +18,22 @@ const OFF: RequestLog = { write() {}, close() {} };
 
 export function createRequestLog(logger: Logger, options: Config['log']): RequestLog {
   if (options.requests === 'off') return OFF;
+  const line = recordWriter(logger, 'request');
   if (options.requests === 'all') {
     return {
       write(record) {
-        if (record.status >= 500) logger.error(record, 'request');
-        else logger.info(record, 'request');
+        line(record.status >= 500 ? 'error' : 'info', record);
       },
       close() {},
     };
   }
-  return new SummaryLog(logger, options.summaryIntervalMs);
+  return new SummaryLog(logger, line, options.summaryIntervalMs);
 }
 
 /** Counts per interval; one line per request only for those an operator acts on. */
 class SummaryLog implements RequestLog {
   readonly #logger: Logger;
+  readonly #line: (level: RecordLevel, record: RequestRecord) => void;
   readonly #timer: NodeJS.Timeout;
   #since = Date.now();
   #requests = 0;
@@ -40,8 +41,9 @@ class SummaryLog implements RequestLog {
   #outcomes: Record<string, number> = {};
   #codes: Record<string, number> = {};
 
-  constructor(logger: Logger, intervalMs: number) {
+  constructor(logger: Logger, line: (level: RecordLevel, record: RequestRecord) => void, intervalMs: number) {
     this.#logger = logger;
+    this.#line = line;
     this.#timer = setInterval(() => this.#flush(), intervalMs);
     this.#timer.unref();
   }
@@ -49,8 +51,8 @@ class SummaryLog implements RequestLog {
   write(record: RequestRecord, traffic: boolean): void {
     // A probe every few seconds would fill the counts (and a draining /readyz's 503s the error lines).
     if (!traffic) return;
-    if (record.status >= 500) this.#logger.error(record, 'request');
-    else if (record.outcome === 'spooled') this.#logger.warn(record, 'request');
+    if (record.status >= 500) this.#line('error', record);
+    else if (record.outcome === 'spooled') this.#line('warn', record);
     this.#requests++;
     this.#bytesIn += record.bytesIn;
     const outcome = record.outcome ?? 'none';
