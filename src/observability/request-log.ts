@@ -5,7 +5,7 @@
 // those better.
 import type { Config } from '../config/schema.js';
 import type { RequestRecord } from '../core/exchange.js';
-import { type Logger, type RecordLevel, recordWriter } from './logger.js';
+import { type Logger, type RecordLine, recordWriter } from './logger.js';
 
 export interface RequestLog {
   /** `traffic` is false for health probes and metrics scrapes: "all" logs them, "summary" leaves them out. */
@@ -33,7 +33,7 @@ export function createRequestLog(logger: Logger, options: Config['log']): Reques
 /** Counts per interval; one line per request only for those an operator acts on. */
 class SummaryLog implements RequestLog {
   readonly #logger: Logger;
-  readonly #line: (level: RecordLevel, record: RequestRecord) => void;
+  readonly #line: RecordLine;
   readonly #timer: NodeJS.Timeout;
   #since = Date.now();
   #requests = 0;
@@ -41,7 +41,7 @@ class SummaryLog implements RequestLog {
   #outcomes: Record<string, number> = {};
   #codes: Record<string, number> = {};
 
-  constructor(logger: Logger, line: (level: RecordLevel, record: RequestRecord) => void, intervalMs: number) {
+  constructor(logger: Logger, line: RecordLine, intervalMs: number) {
     this.#logger = logger;
     this.#line = line;
     this.#timer = setInterval(() => this.#flush(), intervalMs);
