@@ -68,7 +68,8 @@ export class WindowLimiter {
     this.#onOverflow = options.onOverflow;
   }
 
-  async take(key: string): Promise<Admission> {
+  /** Takes one from `key`'s budget: at once in this process, a promise only while Redis decides. */
+  take(key: string): Admission | Promise<Admission> {
     const now = Date.now();
     const window = Math.floor(now / this.#windowMs);
     if (window > this.#window) this.#rotate(window);
@@ -81,9 +82,12 @@ export class WindowLimiter {
       if (!this.#taken.has(key)) this.#taken.set(key, 0);
     }
     const shared = this.#shared;
-    // Checked here, not inside: the in-process path then never awaits.
-    const left = shared?.usable() ? await this.#takeShared(key, window, shared) : undefined;
-    if (left !== undefined) return { allowed: left >= 0, retryAfterMs };
+    if (!shared?.usable()) return this.#takeHere(key, retryAfterMs);
+    // Redis unable to say: this process decides, as it does without Redis.
+    return this.#takeShared(key, window, shared).then((left) => (left === undefined ? this.#takeHere(key, retryAfterMs) : { allowed: left >= 0, retryAfterMs }));
+  }
+
+  #takeHere(key: string, retryAfterMs: number): Admission {
     const taken = (this.#taken.get(key) ?? 0) + 1;
     this.#taken.set(key, taken);
     return { allowed: taken <= this.#max, retryAfterMs };

@@ -8,7 +8,7 @@ import { decodeBody } from '../core/body.js';
 import type { Config } from '../config/schema.js';
 import { parseEnvelope } from '../core/envelope.js';
 import { TunnelError } from '../errors.js';
-import { MAX_KEYS_PER_WINDOW, UpstreamGate, WindowLimiter } from './limiter.js';
+import { type Admission, MAX_KEYS_PER_WINDOW, UpstreamGate, WindowLimiter } from './limiter.js';
 import type { Logger } from '../observability/logger.js';
 import type { RequestRecord } from '../core/exchange.js';
 import type { Project, ProjectRegistry } from '../core/projects.js';
@@ -69,25 +69,29 @@ export class RateLimiting {
     return rateLimiting;
   }
 
-  /** The client's budget; runs before the body is read, so a refused client costs nothing more. */
-  async checkClient(clientIp: string, record: RequestRecord): Promise<void> {
-    if (!this.#perClient) return;
-    const admission = await this.#perClient.take(clientKey(clientIp));
-    if (!admission.allowed) throw refuse(record, { reason: 'client' }, admission.retryAfterMs);
+  /**
+   * The client's budget; runs before the body is read, so a refused client costs nothing more. The 429
+   * to answer, or undefined; a promise only while Redis decides (refusals are values, not throws: a
+   * flood of them should not pay for unwinding).
+   */
+  checkClient(clientIp: string, record: RequestRecord): Refusal | Promise<Refusal> {
+    if (!this.#perClient) return undefined;
+    const admission = this.#perClient.take(clientKey(clientIp));
+    return admission instanceof Promise ? admission.then((taken) => clientRefusal(taken, record)) : clientRefusal(admission, record);
   }
 
   /** Sentry's limits for the envelope's items, then the project's budget (which limited envelopes do not use up). */
-  async checkProject(project: Project, head: EnvelopeHead, encoding: ContentEncoding, record: RequestRecord): Promise<void> {
+  checkProject(project: Project, head: EnvelopeHead, encoding: ContentEncoding, record: RequestRecord): Refusal | Promise<Refusal> {
     const limits = this.#sentry.active(project.name);
-    if (limits) await this.#checkSentryLimits(project, limits, head, encoding, record);
+    if (!limits) return this.#checkBudget(project, record);
+    return this.#checkSentryLimits(project, limits, head, encoding, record).then((refused) => refused ?? this.#checkBudget(project, record));
+  }
+
+  #checkBudget(project: Project, record: RequestRecord): Refusal | Promise<Refusal> {
     const budget = this.#perProject.get(project.name);
-    if (!budget) return;
-    const admission = await budget.take(project.name);
-    if (!admission.allowed) {
-      throw refuse(record, { reason: 'project' }, admission.retryAfterMs, {
-        message: `Project "${project.name}" has used its envelope budget for this window.`,
-      });
-    }
+    if (!budget) return undefined;
+    const admission = budget.take(project.name);
+    return admission instanceof Promise ? admission.then((taken) => projectRefusal(project, taken, record)) : projectRefusal(project, admission, record);
   }
 
   /** Sends at most rateLimit.maxConcurrent envelopes at once and learns the limits in every reply. */
@@ -116,13 +120,13 @@ export class RateLimiting {
     await this.#redis?.close();
   }
 
-  async #checkSentryLimits(project: Project, limits: RateLimits, head: EnvelopeHead, encoding: ContentEncoding, record: RequestRecord): Promise<void> {
+  async #checkSentryLimits(project: Project, limits: RateLimits, head: EnvelopeHead, encoding: ContentEncoding, record: RequestRecord): Promise<Refusal> {
     const verdict = await this.#sentry.judge(limits, () => this.#itemTypes(head, encoding));
-    if (!verdict.limited) return;
+    if (!verdict.limited) return undefined;
     const what = verdict.categories ? verdict.categories.join(', ') : 'all';
     // One category per refusal (the first item's, usually the event) keeps the metric's labels few.
     const category = verdict.categories?.[0];
-    throw refuse(record, category === undefined ? { reason: 'sentry' } : { reason: 'sentry', category }, verdict.retryAfterMs, {
+    return refuse(record, category === undefined ? { reason: 'sentry' } : { reason: 'sentry', category }, verdict.retryAfterMs, {
       message: `Sentry is rate-limiting ${what} data of project "${project.name}"; the tunnel holds it back until the limit ends.`,
       // The SDK reads this (not Retry-After) to back off per category, exactly as if Sentry had answered.
       headers: { 'x-sentry-rate-limits': formatRateLimits(limits, Date.now()) },
@@ -144,6 +148,18 @@ export class RateLimiting {
       return undefined;
     }
   }
+}
+
+/** A check's answer: undefined to go on, or the refusal to answer with. */
+export type Refusal = TunnelError | undefined;
+
+function clientRefusal(admission: Admission, record: RequestRecord): Refusal {
+  return admission.allowed ? undefined : refuse(record, { reason: 'client' }, admission.retryAfterMs);
+}
+
+function projectRefusal(project: Project, admission: Admission, record: RequestRecord): Refusal {
+  if (admission.allowed) return undefined;
+  return refuse(record, { reason: 'project' }, admission.retryAfterMs, { message: `Project "${project.name}" has used its envelope budget for this window.` });
 }
 
 /** A 429 that tells the client how long to wait, recorded for the request log and metrics. */
