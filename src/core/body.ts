@@ -23,6 +23,8 @@ export type ContentEncoding = 'identity' | 'gzip' | 'deflate' | 'br';
 export const BUFFERED_BODY_BYTES = 256 * 1024;
 
 const NEWLINE = 0x0a;
+const EMPTY_HEADER: Readonly<Record<string, unknown>> = Object.freeze({});
+const EMPTY_BODY = Buffer.alloc(0);
 const INVALID_UTF8 = 'The envelope header line is not valid UTF-8; expected a Sentry envelope header.';
 
 export function parseContentEncoding(header: string | undefined): ContentEncoding {
@@ -70,7 +72,14 @@ export function readEnvelopeHead(
   return new BodyReader(req, encoding, limits, options.whole === true, options.record).head();
 }
 
-class BodyReader {
+/**
+ * Reads one body, and once the header is known is that body's EnvelopeHead too: no second object, no
+ * closures for wireBytes() and failure(); its listeners are made once, with the reader.
+ */
+class BodyReader implements EnvelopeHead {
+  header: Readonly<Record<string, unknown>> = EMPTY_HEADER;
+  body: Buffer | Transform = EMPTY_BODY;
+  decoded: Buffer | undefined;
   #wireBytes = 0;
   #decodedBytes = 0;
   #chunks: Buffer[] = [];
@@ -88,9 +97,20 @@ class BodyReader {
   #awaitingDecoder = false;
   #failure: TunnelError | undefined;
   readonly #decoder: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined;
-  #settle: { resolve: (head: EnvelopeHead) => void; reject: (error: TunnelError) => void } | undefined;
+  #resolve: ((head: EnvelopeHead) => void) | undefined;
+  #reject: ((error: TunnelError) => void) | undefined;
   #stream: Transform | undefined;
   #timer: NodeJS.Timeout | undefined;
+  readonly #onData = (chunk: Buffer): void => this.#onWire(chunk);
+  readonly #onEnd = (): void => {
+    this.#markEnded();
+    if (this.#decoder) this.#decoder.end();
+    this.#tryResolve();
+  };
+  readonly #onError = (): void => this.#fail(new TunnelError('request_aborted'));
+  readonly #onClose = (): void => {
+    if (!this.#ended) this.#fail(new TunnelError('request_aborted'));
+  };
 
   constructor(
     private readonly req: Readable,
@@ -103,28 +123,25 @@ class BodyReader {
     if (whole && this.#decoder) this.#decodedChunks = [];
   }
 
+  wireBytes(): number {
+    return this.#wireBytes;
+  }
+
+  failure(): TunnelError | undefined {
+    return this.#failure;
+  }
+
   head(): Promise<EnvelopeHead> {
     return new Promise((resolve, reject) => {
-      this.#settle = { resolve, reject };
+      this.#resolve = resolve;
+      this.#reject = reject;
       const { req } = this;
-      const onData = (chunk: Buffer) => this.#onWire(chunk);
       this.#timer = setTimeout(() => this.#fail(new TunnelError('request_timeout')), this.limits.requestTimeoutMs);
-      const onEnd = () => {
-        this.#markEnded();
-        if (this.#decoder) this.#decoder.end();
-        this.#tryResolve();
-      };
-      const onAborted = () => this.#fail(new TunnelError('request_aborted'));
-      req.on('data', onData);
-      req.once('end', onEnd);
-      req.once('error', onAborted);
-      req.once('close', () => {
-        if (!this.#ended) onAborted();
-      });
-      this.#detach = () => {
-        req.off('data', onData);
-        req.off('end', onEnd);
-      };
+      req.on('data', this.#onData);
+      req.on('end', this.#onEnd);
+      // These two stay while the body streams: its failures end the stream too.
+      req.on('error', this.#onError);
+      req.on('close', this.#onClose);
       this.#decoder?.on('data', (decoded: Buffer) => this.#onDecoded(decoded));
       this.#decoder?.once('end', () => {
         this.#decoderEnded = true;
@@ -134,7 +151,10 @@ class BodyReader {
     });
   }
 
-  #detach: () => void = () => {};
+  #detach(): void {
+    this.req.off('data', this.#onData);
+    this.req.off('end', this.#onEnd);
+  }
 
   #onWire(chunk: Buffer): void {
     if (this.#failure) return;
@@ -184,16 +204,18 @@ class BodyReader {
     clearTimeout(this.#timer);
     this.#detach();
     this.#decoder?.destroy();
-    if (this.#settle) {
-      this.#settle.reject(error);
-      this.#settle = undefined;
+    const reject = this.#reject;
+    if (reject) {
+      this.#resolve = this.#reject = undefined;
+      reject(error);
     }
     this.#stream?.destroy(error);
   }
 
   /** Resolves once the header is known and either the whole body is here or it is large enough to stream. */
   #tryResolve(): void {
-    if (!this.#settle || this.#failure) return;
+    const resolve = this.#resolve;
+    if (!resolve || this.#failure) return;
     const decodedAll = this.#ended && (!this.#decoder || this.#decoderEnded);
     if (decodedAll && !this.#headerLine) {
       if (this.#decodedBytes === 0) return this.#fail(new TunnelError('empty_body'));
@@ -212,20 +234,19 @@ class BodyReader {
     if (!isUtf8(this.#headerLine)) return this.#fail(new TunnelError('invalid_envelope_header', { message: INVALID_UTF8 }));
     const header = parseHeader(this.#headerLine);
     if (!header) return this.#fail(new TunnelError('invalid_envelope_header'));
-    const { resolve } = this.#settle;
-    this.#settle = undefined;
-    const wireBytes = () => this.#wireBytes;
-    const failure = () => this.#failure;
+    this.#resolve = this.#reject = undefined;
+    this.header = header;
     if (decodedAll) {
       this.#detach();
       const body = joined(this.#chunks, this.#bufferedBytes);
-      const decoded = this.whole ? (this.#decodedChunks ? joined(this.#decodedChunks, this.#decodedBytes) : body) : undefined;
+      this.body = body;
+      if (this.whole) this.decoded = this.#decodedChunks ? joined(this.#decodedChunks, this.#decodedBytes) : body;
       this.#decodedChunks = undefined;
-      resolve({ header, body, wireBytes, failure, decoded });
     } else {
-      resolve({ header, body: this.#startStreaming(), wireBytes, failure });
+      this.body = this.#startStreaming();
     }
     this.#chunks = [];
+    resolve(this);
   }
 
   /** The rest of the body flows through a Transform that keeps counting and decoding. */
