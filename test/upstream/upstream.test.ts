@@ -105,6 +105,21 @@ describe('Upstream.forward', () => {
     }
   });
 
+  it('once closed, refuses forwards with upstream_unavailable, to an origin it used and to a new one, and sends nothing', async () => {
+    const closing = new Upstream(OPTIONS);
+    expect((await closing.forward(outbound(errorEnvelope(sentry.dsn('2'))))).status).toBe(200);
+    await closing.close();
+    sentry.requests.length = 0;
+    const other = await closedPort();
+    for (const origin of [`http://127.0.0.1:${sentry.port}`, `http://127.0.0.1:${other}`]) {
+      const error = await rejection(closing.forward(outbound(errorEnvelope(sentry.dsn('2')), {}, origin)));
+      expect(error.code).toBe('upstream_unavailable');
+      expect((error.cause as { code?: string }).code).toMatch(/^UND_ERR_(CLOSED|DESTROYED)$/);
+    }
+    expect(sentry.requests).toHaveLength(0);
+    await closing.destroy();
+  });
+
   it('maps a refused connection and a reset one to upstream_unavailable', async () => {
     const closed = await closedPort();
     const refused = await rejection(upstream.forward(outbound(errorEnvelope(sentry.dsn('2')), {}, `http://127.0.0.1:${closed}`)));
