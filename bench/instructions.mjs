@@ -5,7 +5,8 @@
 // none by its cost in cycles (a cache miss counts as one), so read it next to CPU time, not instead.
 //
 // As bench:allocations does, it feeds openTunnel()'s pipeline in process, with no sockets: a 2 KB
-// browser envelope forwarded (the call to Sentry answered at once by a stub) and the same envelope for
+// browser envelope forwarded (Sentry's answer given at once by a stub in place of undici's dispatch(),
+// so the forward chain runs and only undici and the socket do not) and the same envelope for
 // a foreign DSN (403); and, for scale, the least a tunnel does for that 403 (buffer the body, parse the
 // header line, compare the DSN). Each build and scenario runs in its own process under callgrind, whose
 // counters are zeroed after a warm-up and read after the measured requests.
@@ -103,10 +104,20 @@ async function child(root, scenario) {
   });
   const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   const reply = Buffer.from('{"id":"f88058b96591610ec78219a593155b4d"}');
-  const parts = await openTunnel(config, {
-    logger: createLogger(config.log, discard),
-    wrapForward: () => async () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: reply }),
-  });
+  // Sentry's answer comes from a stub in place of undici's dispatch(), so the whole forward chain runs
+  // (the wrappers, Upstream.forward, its ReplyHandler) and only undici's own work and the socket do not.
+  const { Agent } = await import('undici');
+  const replyHeaders = [Buffer.from('Content-Type'), Buffer.from('application/json'), Buffer.from('Content-Length'), Buffer.from(String(reply.length))];
+  Agent.prototype.dispatch = function (_options, handler) {
+    queueMicrotask(() => {
+      handler.onConnect(() => {});
+      handler.onHeaders(200, replyHeaders, () => {}, 'OK');
+      handler.onData(reply);
+      handler.onComplete(null);
+    });
+    return true;
+  };
+  const parts = await openTunnel(config, { logger: createLogger(config.log, discard) });
   const body = errorEnvelope(scenario === 0 ? DSN : FOREIGN).body;
   const headers = { ...BROWSER_HEADERS, host: '127.0.0.1:8080', 'content-length': String(body.length) };
   const expected = scenario === 0 ? 200 : 403;
