@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.js';
 import { TunnelError, errorBody, refusal } from '../errors.js';
 import type { RateLimiting } from '../limits/rate-limiting.js';
 import type { Processor } from '../processing/processing.js';
-import { type Forward, isTransportFailure, toTunnelError } from '../upstream/upstream.js';
+import { type Forward, type UpstreamReply, isTransportFailure, toTunnelError } from '../upstream/upstream.js';
 import { type BodyLimits, type EnvelopeHead, parseContentEncoding, readEnvelopeHead } from './body.js';
 import type { ClientIpResolver } from './client-ip.js';
 import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
@@ -185,12 +185,13 @@ export class Pipeline {
           outgoing['content-length'] = String(processed.length);
         }
       }
-      const reply = await ctx
-        .forward({ project: project.name, target: project.target, header: head.header, headers: outgoing, body })
-        .catch((error: unknown) => {
-          // A transport failure is an outage (502/504); anything else thrown by a Forward is a bug (500).
-          throw head.failure() ?? (isTransportFailure(error) ? toTunnelError(error) : error);
-        });
+      let reply: UpstreamReply;
+      try {
+        reply = await ctx.forward({ project: project.name, target: project.target, header: head.header, headers: outgoing, body });
+      } catch (error) {
+        // A transport failure is an outage (502/504); anything else thrown by a Forward is a bug (500).
+        throw head.failure() ?? (isTransportFailure(error) ? toTunnelError(error) : error);
+      }
       record.bytesIn = head.wireBytes();
       if (reply.spooled) {
         record.outcome = 'spooled';

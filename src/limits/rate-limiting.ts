@@ -96,11 +96,10 @@ export class RateLimiting {
 
   /** Sends at most rateLimit.maxConcurrent envelopes at once and learns the limits in every reply. */
   wrapForward(forward: Forward): Forward {
-    return async (envelope) => {
-      const reply = await this.#gate.run(() => forward(envelope));
-      if (announcesLimits(reply)) await this.#learn(envelope.project, reply);
-      return reply;
-    };
+    // then(), not an async function: one promise fewer per forward.
+    const learn = (project: string, reply: UpstreamReply): UpstreamReply | Promise<UpstreamReply> =>
+      announcesLimits(reply) ? this.#learn(project, reply).then(() => reply) : reply;
+    return (envelope) => this.#gate.run(() => forward(envelope)).then((reply) => learn(envelope.project, reply));
   }
 
   async #learn(project: string, reply: UpstreamReply): Promise<void> {

@@ -8,7 +8,7 @@ import { TunnelError } from '../errors.js';
 import type { RequestRecord } from '../core/exchange.js';
 import type { Lifecycle, RequestObserver } from '../core/pipeline.js';
 import type { Project } from '../core/projects.js';
-import type { Forward } from '../upstream/upstream.js';
+import type { Forward, UpstreamReply } from '../upstream/upstream.js';
 import { CounterSeries, HistogramSeries } from './series.js';
 
 /** The spool's size, as the spool reports it. */
@@ -175,23 +175,32 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
       byTarget.set(project.target, project.name);
       byUrl.set(project.target.origin + project.target.path, project.name);
     }
-    return async (envelope) => {
+    // then(), not an async function: one promise fewer per forward.
+    return (envelope) => {
       const started = performance.now();
       const project = byTarget.get(envelope.target) ?? byUrl.get(envelope.target.origin + envelope.target.path) ?? UNKNOWN_PROJECT;
+      let pending: Promise<UpstreamReply>;
       try {
-        const reply = await forward(envelope);
-        this.#observeUpstream(project, reply.status, started);
-        return reply;
+        pending = forward(envelope);
       } catch (error) {
-        const code = error instanceof TunnelError ? error.code : undefined;
-        // A body the client broke off (or that hit a limit) is the client's failure, not Sentry's.
-        const clientFailed = !Buffer.isBuffer(envelope.body) && envelope.body.errored !== null;
-        if (code !== undefined && UPSTREAM_ERROR_CODES.has(code) && !clientFailed) {
-          this.#observeUpstream(project, 'error', started);
-          this.#upstreamErrors.inc(code);
-        }
-        throw error;
+        pending = Promise.reject(error);
       }
+      return pending.then(
+        (reply) => {
+          this.#observeUpstream(project, reply.status, started);
+          return reply;
+        },
+        (error: unknown) => {
+          const code = error instanceof TunnelError ? error.code : undefined;
+          // A body the client broke off (or that hit a limit) is the client's failure, not Sentry's.
+          const clientFailed = !Buffer.isBuffer(envelope.body) && envelope.body.errored !== null;
+          if (code !== undefined && UPSTREAM_ERROR_CODES.has(code) && !clientFailed) {
+            this.#observeUpstream(project, 'error', started);
+            this.#upstreamErrors.inc(code);
+          }
+          throw error;
+        },
+      );
     };
   }
 
