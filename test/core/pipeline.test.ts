@@ -411,6 +411,38 @@ describe('slow clients', () => {
     }
   });
 
+  it("times each body from its own start: a stalled body gets 408 while one begun later, and slow, still arrives", async () => {
+    const slow = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, server: { requestTimeoutMs: 400 } });
+    try {
+      const started = Date.now();
+      const stalled = rawExchange(slow.address.port, `POST /tunnel HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n${JSON.stringify({ dsn: sentry.dsn('2') })}\n`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      // Begun 250 ms after the stalled one and finished 200 ms later: past the stalled body's deadline, within its own.
+      const body = errorEnvelope(sentry.dsn('2'));
+      const late = new Promise<string>((resolve, reject) => {
+        const socket = connect(slow.address.port, '127.0.0.1', () => {
+          socket.write(`POST /tunnel HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n`);
+          socket.write(body.subarray(0, 100));
+          setTimeout(() => socket.write(body.subarray(100)), 200);
+        });
+        let data = '';
+        socket.on('data', (chunk) => (data += chunk.toString()));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(data));
+      });
+      const stalledReply = await stalled;
+      const elapsed = Date.now() - started;
+      expect(stalledReply).toMatch(/^HTTP\/1\.1 408 /);
+      // Cut off after its deadline, and within a tenth of the timeout after it (plus scheduling slack).
+      expect(elapsed).toBeGreaterThanOrEqual(400);
+      expect(elapsed).toBeLessThan(400 + 40 + 250);
+      expect(await late).toMatch(/^HTTP\/1\.1 200 /);
+      expect(sentry.requests.map((request) => request.body.equals(body))).toEqual([true]);
+    } finally {
+      await slow.shutdown();
+    }
+  });
+
   it('closes a connection whose headers do not arrive within server.headersTimeoutMs', async () => {
     const slow = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, server: { headersTimeoutMs: 300 } });
     try {
