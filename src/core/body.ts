@@ -326,7 +326,7 @@ class BodyReader implements EnvelopeHead, Watched {
     this.#resolve = this.#reject = undefined;
     this.header = header;
     if (decodedAll) {
-      this.#detach();
+      // No listener comes off: an ended request emits no more data, and it goes when the request does.
       const body = joined(this.#chunks, this.#bufferedBytes);
       this.body = body;
       if (this.whole) this.decoded = this.#decodedChunks ? joined(this.#decodedChunks, this.#decodedBytes) : body;
