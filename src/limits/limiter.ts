@@ -4,6 +4,7 @@
 // requests in flight to Sentry and the requests waiting for them.
 import Bottleneck from 'bottleneck';
 import { TunnelError } from '../errors.js';
+import { promiseOf } from '../upstream/upstream.js';
 import type { RedisLink } from './redis.js';
 
 export interface Admission {
@@ -217,14 +218,7 @@ export class UpstreamGate {
   /** `task` in the slot this request holds; then() rather than an async function: one promise fewer per forward. */
   #start<T>(task: () => Promise<T>): Promise<T> {
     const started = performance.now();
-    let running: Promise<T>;
-    try {
-      running = task();
-    } catch (error) {
-      this.#release(started);
-      return Promise.reject(error);
-    }
-    return running.then(
+    return promiseOf(task, undefined).then(
       (value) => {
         this.#release(started);
         return value;

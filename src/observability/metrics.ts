@@ -8,7 +8,7 @@ import { TunnelError } from '../errors.js';
 import type { RequestRecord } from '../core/exchange.js';
 import type { Lifecycle, RequestObserver } from '../core/pipeline.js';
 import type { Project } from '../core/projects.js';
-import type { Forward, UpstreamReply } from '../upstream/upstream.js';
+import { type Forward, promiseOf } from '../upstream/upstream.js';
 import { CounterSeries, HistogramSeries } from './series.js';
 
 /** The spool's size, as the spool reports it. */
@@ -179,13 +179,7 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
     return (envelope) => {
       const started = performance.now();
       const project = byTarget.get(envelope.target) ?? byUrl.get(envelope.target.origin + envelope.target.path) ?? UNKNOWN_PROJECT;
-      let pending: Promise<UpstreamReply>;
-      try {
-        pending = forward(envelope);
-      } catch (error) {
-        pending = Promise.reject(error);
-      }
-      return pending.then(
+      return promiseOf(forward, envelope).then(
         (reply) => {
           this.#observeUpstream(project, reply.status, started);
           return reply;
