@@ -142,7 +142,7 @@ export const configSchema = z
         ),
         shutdownTimeoutMs: described(positiveMs(10_000), 'How long in-flight requests may take to finish on SIGTERM/SIGINT.'),
         headersTimeoutMs: described(positiveMs(10_000), 'A client must send its request headers within this time.'),
-        requestTimeoutMs: described(positiveMs(60_000), 'A client must send its whole request within this time.'),
+        requestTimeoutMs: described(positiveMs(60_000), 'A client must send its whole request within this time (checked every tenth of it, at most every second).'),
       }),
       {},
     ),
