@@ -15,7 +15,8 @@
 //   node bench/instructions.mjs /tmp/before .        # builds to compare (each a checkout with dist/ built)
 //
 // BENCH_REQUESTS (30000) and BENCH_WARMUP (20000) set the counts, BENCH_RUNS (1) the runs per build
-// (the median is reported). Needs valgrind (apt-get install valgrind); about 2 minutes per build.
+// (the median is reported), BENCH_CONFIG (JSON) configuration sections merged into the tunnel's, e.g.
+// '{"metrics":{"enabled":false}}' to count what a feature costs. Needs valgrind (apt-get install valgrind); about 2 minutes per build.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
@@ -97,11 +98,14 @@ async function child(root, scenario) {
   const { validateConfig } = await dist('config/validate.js');
   const { createLogger } = await dist('observability/logger.js');
   const { openTunnel } = await dist('tunnel.js');
-  const config = validateConfig({
+  const base = {
     projects: { web: { dsn: DSN } },
     cors: { origins: ['https://app.example.com'] },
     rateLimit: { perClient: { max: 1_000_000_000, windowMs: 1_000 } },
-  });
+  };
+  // BENCH_CONFIG: sections merged into that configuration, to count what one feature costs.
+  for (const [section, values] of Object.entries(JSON.parse(process.env.BENCH_CONFIG ?? '{}'))) base[section] = { ...base[section], ...values };
+  const config = validateConfig(base);
   const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   const reply = Buffer.from('{"id":"f88058b96591610ec78219a593155b4d"}');
   // Sentry's answer comes from a stub in place of undici's dispatch(), so the whole forward chain runs
