@@ -214,7 +214,7 @@ export async function openTunnel(config: Config, options: TunnelOptions): Promis
       onOutcome: metrics && ((outcome) => metrics.selfMonitoringEvent(outcome)),
     });
     rateLimiting = await RateLimiting.create(config, projects, logger);
-    let forward = metrics ? metrics.wrapUpstream(send, projects.byName.values()) : send;
+    let forward = metrics ? untraced(upstream.observedBy(metrics.upstreamObserver(projects.byName.values()))) : send;
     // Next to the upstream: the concurrency gate and Sentry's limits see every call to Sentry (the spool's re-sends too).
     forward = rateLimiting.wrapForward(forward);
     if (options.wrapForward) forward = options.wrapForward(forward);

@@ -8,7 +8,7 @@ import { TunnelError } from '../errors.js';
 import type { RequestRecord } from '../core/exchange.js';
 import type { Lifecycle, RequestObserver } from '../core/pipeline.js';
 import type { Project } from '../core/projects.js';
-import { type Forward, promiseOf } from '../upstream/upstream.js';
+import type { OutboundEnvelope, UpstreamObserver } from '../upstream/upstream.js';
 import { CounterSeries, HistogramSeries } from './series.js';
 
 /** The spool's size, as the spool reports it. */
@@ -167,34 +167,25 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
     this.#rejections.inc(code);
   }
 
-  /** Times the real call to Sentry (innermost, so retries count once each) and counts transport failures. */
-  wrapUpstream(forward: Forward, projects: Iterable<Project>): Forward {
+  /** Times the real calls to Sentry (innermost, so retries count once each) and counts transport failures. */
+  upstreamObserver(projects: Iterable<Project>): UpstreamObserver {
     const byTarget = new Map<object, string>();
     const byUrl = new Map<string, string>();
     for (const project of projects) {
       byTarget.set(project.target, project.name);
       byUrl.set(project.target.origin + project.target.path, project.name);
     }
-    // then(), not an async function: one promise fewer per forward.
-    return (envelope) => {
-      const started = performance.now();
-      const project = byTarget.get(envelope.target) ?? byUrl.get(envelope.target.origin + envelope.target.path) ?? UNKNOWN_PROJECT;
-      return promiseOf(forward, envelope).then(
-        (reply) => {
-          this.#observeUpstream(project, reply.status, started);
-          return reply;
-        },
-        (error: unknown) => {
-          const code = error instanceof TunnelError ? error.code : undefined;
-          // A body the client broke off (or that hit a limit) is the client's failure, not Sentry's.
-          const clientFailed = !Buffer.isBuffer(envelope.body) && envelope.body.errored !== null;
-          if (code !== undefined && UPSTREAM_ERROR_CODES.has(code) && !clientFailed) {
-            this.#observeUpstream(project, 'error', started);
-            this.#upstreamErrors.inc(code);
-          }
-          throw error;
-        },
-      );
+    const projectOf = (envelope: OutboundEnvelope) =>
+      byTarget.get(envelope.target) ?? byUrl.get(envelope.target.origin + envelope.target.path) ?? UNKNOWN_PROJECT;
+    return {
+      answered: (envelope, status, startedAt) => this.#observeUpstream(projectOf(envelope), status, startedAt),
+      failed: (envelope, error, clientFailed, startedAt) => {
+        const code = error instanceof TunnelError ? error.code : undefined;
+        // A body the client broke off (or that hit a limit) is the client's failure, not Sentry's.
+        if (code === undefined || !UPSTREAM_ERROR_CODES.has(code) || clientFailed) return;
+        this.#observeUpstream(projectOf(envelope), 'error', startedAt);
+        this.#upstreamErrors.inc(code);
+      },
     };
   }
 

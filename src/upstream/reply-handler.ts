@@ -2,9 +2,9 @@
 // declared size), counts each chunk against the size cap, and settles once, at the end or on an error.
 // It uses undici 7's native callback names (onConnect/onHeaders/…); the newer onRequestStart/… names
 // are adapted to these through a wrapper object per request, which measured slower (bench/peers/passthrough.ts).
-import type { Readable } from 'node:stream';
 import { type Dispatcher, errors } from 'undici';
 import { TunnelError } from '../errors.js';
+import { type OutboundEnvelope, type UpstreamObserver, toTunnelError } from './upstream.js';
 
 /** Response headers from Sentry that reach the client; everything else (Set-Cookie, HSTS, …) stays behind. */
 export const RESPONSE_HEADER_ALLOWLIST = ['content-type', 'retry-after', 'x-sentry-rate-limits', 'x-sentry-error'] as const;
@@ -34,13 +34,17 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
   /** Why the request was aborted before undici asked for the abort function (signal already fired). */
   #reason: Error | undefined;
   readonly #onSignal: (() => void) | undefined;
+  /** When the call began (performance.now()), for the observer; 0 without one. */
+  readonly #startedAt: number;
 
   constructor(
     private readonly resolve: (reply: Reply) => void,
     private readonly reject: (error: unknown) => void,
-    private readonly source: Buffer | Readable,
-    private readonly signal: AbortSignal | undefined,
+    private readonly envelope: OutboundEnvelope,
+    private readonly observer: UpstreamObserver | undefined,
   ) {
+    this.#startedAt = observer ? performance.now() : 0;
+    const { signal } = envelope;
     if (!signal) return;
     if (signal.aborted) this.#reason = abortReason(signal);
     else {
@@ -92,18 +96,22 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
     const chunks = this.#chunks;
     this.#chunks = [];
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#size);
+    this.observer?.answered(this.envelope, this.#status, this.#startedAt);
     this.resolve({ status: this.#status, headers: this.#headers, body });
   }
 
   /** Connection failures, timeouts, aborts (signal, size cap), and the request body's own stream failing. */
   onError(error: Error): void {
     this.#unlisten();
+    const source = this.envelope.body;
+    // Read before the stream is destroyed below: a body the client broke off (or that hit a limit) had failed already.
+    const clientFailed = !Buffer.isBuffer(source) && source.errored !== null;
     // Like undici's request(): a body stream that is still being read is not read any further.
-    if (!Buffer.isBuffer(this.source) && !this.source.destroyed) {
-      this.source.on('error', noop);
-      this.source.destroy(error);
+    if (!Buffer.isBuffer(source) && !source.destroyed) {
+      source.on('error', noop);
+      source.destroy(error);
     }
-    this.#settle(error);
+    this.#settle(error, clientFailed);
   }
 
   #cancel(reason: Error): void {
@@ -111,15 +119,17 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
     else this.#reason = reason;
   }
 
-  #settle(error: unknown): void {
+  #settle(cause: unknown, clientFailed = false): void {
     if (this.#settled) return;
     this.#settled = true;
     this.#chunks = [];
+    const error = toTunnelError(cause);
+    this.observer?.failed(this.envelope, error, clientFailed, this.#startedAt);
     this.reject(error);
   }
 
   #unlisten(): void {
-    if (this.#onSignal) this.signal?.removeEventListener('abort', this.#onSignal);
+    if (this.#onSignal) this.envelope.signal?.removeEventListener('abort', this.#onSignal);
   }
 }
 

@@ -36,6 +36,17 @@ export interface UpstreamReply {
 export type Forward = (envelope: OutboundEnvelope) => Promise<UpstreamReply>;
 
 /**
+ * Told how each call to Sentry ended, from inside the call (metrics): a wrapper that waits for the
+ * call's promise to learn the same cost a promise and a reaction per forward (bench:instructions).
+ */
+export interface UpstreamObserver {
+  /** Sentry answered `status`, `startedAt` (performance.now()) after the call began. */
+  answered(envelope: OutboundEnvelope, status: number, startedAt: number): void;
+  /** No usable answer: `error` as the call rejects with it; `clientFailed` when the client's body broke off first. */
+  failed(envelope: OutboundEnvelope, error: unknown, clientFailed: boolean, startedAt: number): void;
+}
+
+/**
  * `step(argument)`'s promise, a synchronous throw turned into its rejection as an async function would:
  * for wrappers that chain with then() instead of being async functions (one promise fewer per forward).
  */
@@ -62,14 +73,17 @@ export class Upstream {
   }
 
   /** dispatch() with a handler of its own instead of request(): no response stream, no promise chain per forward. */
-  readonly forward: Forward = (envelope) =>
-    new Promise((resolve, reject) => {
-      const handler = new ReplyHandler(resolve, (error) => reject(toTunnelError(error)), envelope.body, envelope.signal);
-      this.#agent.dispatch(
-        { origin: envelope.target.origin, path: envelope.target.path, method: 'POST', headers: envelope.headers, body: envelope.body },
-        handler,
-      );
-    });
+  readonly forward: Forward = (envelope) => new Promise((resolve, reject) => this.#dispatch(envelope, resolve, reject, undefined));
+
+  /** forward, each call's end told to `observer` as it settles. */
+  observedBy(observer: UpstreamObserver): Forward {
+    return (envelope) => new Promise((resolve, reject) => this.#dispatch(envelope, resolve, reject, observer));
+  }
+
+  #dispatch(envelope: OutboundEnvelope, resolve: (reply: UpstreamReply) => void, reject: (error: unknown) => void, observer: UpstreamObserver | undefined): void {
+    const handler = new ReplyHandler(resolve, reject, envelope, observer);
+    this.#agent.dispatch({ origin: envelope.target.origin, path: envelope.target.path, method: 'POST', headers: envelope.headers, body: envelope.body }, handler);
+  }
 
   /** Lets in-flight requests finish, then closes the pools. */
   close(): Promise<void> {

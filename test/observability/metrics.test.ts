@@ -4,7 +4,7 @@ import { connect, createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
 import { StartupError } from '../../src/daemon/server.js';
-import { errorEnvelope } from '../helpers/envelopes.js';
+import { allByteValues, envelope, errorEnvelope } from '../helpers/envelopes.js';
 import { FakeSentry } from '../helpers/fake-sentry.js';
 import { scrape } from '../helpers/scrape.js';
 import { type TestTunnel, startTestTunnel } from '../helpers/tunnel.js';
@@ -34,6 +34,29 @@ async function listenOn(port: number): Promise<{ port: number; close: () => Prom
 const origin = (t: TestTunnel) => `http://127.0.0.1:${t.address.port}`;
 
 describe('metrics on the main port', () => {
+  it('counts Sentry cutting off a streamed envelope as an upstream error, and not the client breaking off', async () => {
+    tunnel = await startTestTunnel({ projects: { web: { dsn: fake.dsn('2') } } });
+    // Over 256 KiB, so the body streams to Sentry while it arrives.
+    const big = envelope({ dsn: fake.dsn('2') }, [{ type: 'attachment', payload: allByteValues(4 * 1024), withLength: true }]);
+    fake.cutAfterBytes = 64 * 1024;
+    expect((await tunnel.post(big)).status).toBe(502);
+    fake.cutAfterBytes = undefined;
+
+    // The client breaks off mid-body: its failure, not Sentry's.
+    const { port } = tunnel.address;
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write(`POST /tunnel HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${big.length}\r\n\r\n`);
+        socket.write(big.subarray(0, 300 * 1024), () => setTimeout(() => socket.destroy(), 200));
+      });
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    const metrics = await scrape(`${origin(tunnel)}/metrics`);
+    expect(metrics.value('sentry_tunnel_upstream_errors_total{code="upstream_unavailable"}')).toBe(1);
+    expect(metrics.value('sentry_tunnel_upstream_duration_seconds_count{project="web",status="error"}')).toBe(1);
+  });
+
   it('counts a scripted mix of requests exactly', async () => {
     fake.reply = (request) => {
       if (request.url.startsWith('/api/3/')) return { status: 429, headers: { 'retry-after': '60', 'x-sentry-rate-limits': '60:error:organization' } };
