@@ -60,8 +60,9 @@ class Deadlines {
     this.#intervalMs = Math.max(10, Math.min(1_000, Math.ceil(timeoutMs / 10)));
   }
 
-  watch(entry: Watched): void {
-    entry.deadline = performance.now() + this.#timeoutMs;
+  /** `since`: when the request began (a performance.now() time). */
+  watch(entry: Watched, since: number): void {
+    entry.deadline = since + this.#timeoutMs;
     entry.previousWatched = this.#last;
     entry.nextWatched = undefined;
     if (this.#last) this.#last.nextWatched = entry;
@@ -136,6 +137,11 @@ export interface ReadOptions {
   readonly whole?: boolean;
   /** Gets the wire bytes read when the body is refused, so the request log says what arrived. */
   readonly record?: { bytesIn: number };
+  /**
+   * When the request began (a performance.now() time), which requestTimeoutMs counts from; by default
+   * now. A caller that has read the clock already saves a read (~500 instructions, bench:instructions).
+   */
+  readonly since?: number;
 }
 
 /**
@@ -149,7 +155,7 @@ export function readEnvelopeHead(
   limits: BodyLimits,
   options: ReadOptions = {},
 ): Promise<EnvelopeHead> {
-  return new BodyReader(req, encoding, limits, options.whole === true, options.record).head();
+  return new BodyReader(req, encoding, limits, options.whole === true, options.record).head(options.since ?? performance.now());
 }
 
 /**
@@ -220,12 +226,12 @@ class BodyReader implements EnvelopeHead, Watched {
     return this.#failure;
   }
 
-  head(): Promise<EnvelopeHead> {
+  head(since: number): Promise<EnvelopeHead> {
     return new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
       const { req } = this;
-      this.#deadlines.watch(this);
+      this.#deadlines.watch(this, since);
       req.on('data', this.#onData);
       req.on('end', this.#onEnd);
       // These two stay while the body streams: its failures end the stream too.

@@ -57,6 +57,8 @@ export interface RequestRecord {
 export interface Exchange {
   readonly inbound: InboundRequest;
   readonly record: RequestRecord;
+  /** When the request began (performance.now()). */
+  readonly started: number;
   /** CORS headers every answer on the tunnel path carries once the origin was allowed. */
   cors?: Readonly<Record<string, string>>;
 }

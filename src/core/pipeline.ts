@@ -107,7 +107,7 @@ export class Pipeline {
       bytesIn: 0,
       durationMs: 0,
     };
-    const exchange: Exchange = { inbound, record };
+    const exchange: Exchange = { inbound, record, started };
     ctx.lifecycle.enter();
     let answer: Answer;
     try {
@@ -160,7 +160,7 @@ export class Pipeline {
     const declaredLength = header(headers, 'content-length');
     if (declaredLength !== undefined && Number(declaredLength) > this.#limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
 
-    const head = await readEnvelopeHead(inbound.body, encoding, this.#limits, { whole: ctx.processor !== undefined, record });
+    const head = await readEnvelopeHead(inbound.body, encoding, this.#limits, { whole: ctx.processor !== undefined, record, since: exchange.started });
     record.bytesIn = head.wireBytes();
     try {
       const project = resolveProject(ctx, head, named);

@@ -217,7 +217,8 @@ export class UpstreamGate {
 
   /** `task` in the slot this request holds; then() rather than an async function: one promise fewer per forward. */
   #start<T>(task: () => Promise<T>): Promise<T> {
-    const started = performance.now();
+    // Date.now(), not performance.now(): milliseconds serve an estimate in seconds, at half the cost of a read.
+    const started = Date.now();
     return promiseOf(task, undefined).then(
       (value) => {
         this.#release(started);
@@ -231,7 +232,7 @@ export class UpstreamGate {
   }
 
   #release(started: number): void {
-    this.#averageMs += (performance.now() - started - this.#averageMs) / 16;
+    this.#averageMs += (Date.now() - started - this.#averageMs) / 16;
     const next = this.#waiting.shift();
     if (next) next();
     else this.#running--;
