@@ -1,5 +1,5 @@
 // What to run and for how long: flags (`npm run bench -- --quick --only=2kb`) over environment
-// variables (BENCH_QUICK=1, BENCH_ROUNDS=…) over the defaults, which finish in about ten minutes.
+// variables (BENCH_QUICK=1, BENCH_ROUNDS=…) over the defaults, which finish in about fourteen minutes on a 2-core machine.
 import { parseArgs } from 'node:util';
 import type { Loader } from './load.js';
 import { PEER_NAMES, type PeerName } from './peers.js';
