@@ -4,7 +4,6 @@
 // statuses, catalogue codes, clamped item types and categories — never addresses or DSNs).
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
-import { TunnelError } from '../errors.js';
 import type { RequestRecord } from '../core/exchange.js';
 import type { Lifecycle, RequestObserver } from '../core/pipeline.js';
 import type { Project } from '../core/projects.js';
@@ -180,11 +179,10 @@ export class TunnelMetrics implements RequestObserver, MetricsEndpoint {
     return {
       answered: (envelope, status, startedAt) => this.#observeUpstream(projectOf(envelope), status, startedAt),
       failed: (envelope, error, clientFailed, startedAt) => {
-        const code = error instanceof TunnelError ? error.code : undefined;
         // A body the client broke off (or that hit a limit) is the client's failure, not Sentry's.
-        if (code === undefined || !UPSTREAM_ERROR_CODES.has(code) || clientFailed) return;
+        if (!UPSTREAM_ERROR_CODES.has(error.code) || clientFailed) return;
         this.#observeUpstream(projectOf(envelope), 'error', startedAt);
-        this.#upstreamErrors.inc(code);
+        this.#upstreamErrors.inc(error.code);
       },
     };
   }

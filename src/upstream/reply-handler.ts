@@ -1,10 +1,11 @@
 // Sentry's answer to one forward, as an undici dispatch() handler: decides at response start (redirect,
-// declared size), counts each chunk against the size cap, and settles once, at the end or on an error.
+// declared size), counts each chunk against the size cap, and settles once, at the end or on an error
+// (mapped to the catalogue: toTunnelError), telling an observer (metrics) how the call ended.
 // It uses undici 7's native callback names (onConnect/onHeaders/…); the newer onRequestStart/… names
 // are adapted to these through a wrapper object per request, which measured slower (bench/peers/passthrough.ts).
 import { type Dispatcher, errors } from 'undici';
 import { TunnelError } from '../errors.js';
-import { type OutboundEnvelope, type UpstreamObserver, toTunnelError } from './upstream.js';
+import type { OutboundEnvelope, UpstreamObserver } from './upstream.js';
 
 /** Response headers from Sentry that reach the client; everything else (Set-Cookie, HSTS, …) stays behind. */
 export const RESPONSE_HEADER_ALLOWLIST = ['content-type', 'retry-after', 'x-sentry-rate-limits', 'x-sentry-error'] as const;
@@ -139,3 +140,13 @@ function abortReason(signal: AbortSignal): Error {
 }
 
 function noop(): void {}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+/** Maps transport failures to the catalogue: timeouts → upstream_timeout, the rest → upstream_unavailable. */
+export function toTunnelError(error: unknown): TunnelError {
+  if (error instanceof TunnelError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return new TunnelError('upstream_timeout', { cause: error });
+  return new TunnelError('upstream_unavailable', { cause: error });
+}

@@ -8,7 +8,7 @@ import type { UpstreamTarget } from '../core/dsn.js';
 import { TunnelError } from '../errors.js';
 import { ReplyHandler } from './reply-handler.js';
 
-export { RESPONSE_HEADER_ALLOWLIST } from './reply-handler.js';
+export { RESPONSE_HEADER_ALLOWLIST, toTunnelError } from './reply-handler.js';
 
 export interface OutboundEnvelope {
   /** The configured project's name. */
@@ -36,14 +36,15 @@ export interface UpstreamReply {
 export type Forward = (envelope: OutboundEnvelope) => Promise<UpstreamReply>;
 
 /**
- * Told how each call to Sentry ended, from inside the call (metrics): a wrapper that waits for the
- * call's promise to learn the same cost a promise and a reaction per forward (bench:instructions).
+ * Told how each call to Sentry ended, from inside the call (metrics). A wrapper would have to wait on
+ * the call's promise to learn the same, at the cost of a promise and a reaction per forward
+ * (bench:instructions).
  */
 export interface UpstreamObserver {
-  /** Sentry answered `status`, `startedAt` (performance.now()) after the call began. */
+  /** Sentry answered `status`; `startedAt` is when the call began (performance.now()). */
   answered(envelope: OutboundEnvelope, status: number, startedAt: number): void;
   /** No usable answer: `error` as the call rejects with it; `clientFailed` when the client's body broke off first. */
-  failed(envelope: OutboundEnvelope, error: unknown, clientFailed: boolean, startedAt: number): void;
+  failed(envelope: OutboundEnvelope, error: TunnelError, clientFailed: boolean, startedAt: number): void;
 }
 
 /**
@@ -95,20 +96,10 @@ export class Upstream {
   }
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
-
 /** Whether `error` came from the network (a catalogue error or a Node/undici error code), not from a bug in a Forward. */
 export function isTransportFailure(error: unknown): boolean {
   if (error instanceof TunnelError) return true;
   const code = (error as { code?: unknown } | null)?.code;
   // errno codes (ECONNRESET, EAI_AGAIN) are the network's; ERR_* codes (ERR_INVALID_ARG_TYPE) are programming errors.
   return typeof code === 'string' && (code.startsWith('UND_ERR') || (/^E[A-Z_]+$/.test(code) && !code.startsWith('ERR_')));
-}
-
-/** Maps transport failures to the catalogue: timeouts → upstream_timeout, the rest → upstream_unavailable. */
-export function toTunnelError(error: unknown): TunnelError {
-  if (error instanceof TunnelError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return new TunnelError('upstream_timeout', { cause: error });
-  return new TunnelError('upstream_unavailable', { cause: error });
 }
