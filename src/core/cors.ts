@@ -12,23 +12,35 @@ export type CorsDecision =
   | { readonly allowed: false };
 
 const NO_HEADERS: CorsDecision = { allowed: true, headers: {} };
+const REFUSED: CorsDecision = { allowed: false };
+/** Distinct origins whose answer is kept with `origins: "*"`; past that the memory starts over. */
+const MAX_REMEMBERED_ORIGINS = 1024;
+
+function allow(origin: string): CorsDecision {
+  return { allowed: true, headers: Object.freeze({ 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': EXPOSED_HEADERS }) };
+}
 
 export class CorsPolicy {
   readonly #origins: '*' | ReadonlySet<string> | false;
+  /** The answer per origin, made once: a POST's CORS check is a Map hit, no objects per request. */
+  readonly #decisions = new Map<string, CorsDecision>();
 
   constructor(options: Config['cors']) {
     const { origins } = options;
     this.#origins = origins === '*' || origins === false ? origins : new Set(origins.map((origin) => new URL(origin).origin));
+    if (this.#origins instanceof Set) for (const origin of this.#origins) this.#decisions.set(origin, allow(origin));
   }
 
   /** Decides a POST: requests without Origin (servers, same-origin GETs) need no CORS headers. */
   check(origin: string | undefined): CorsDecision {
     if (this.#origins === false || origin === undefined) return NO_HEADERS;
-    if (this.#origins !== '*' && !this.#origins.has(origin)) return { allowed: false };
-    return {
-      allowed: true,
-      headers: { 'access-control-allow-origin': origin, vary: 'Origin', 'access-control-expose-headers': EXPOSED_HEADERS },
-    };
+    const known = this.#decisions.get(origin);
+    if (known !== undefined) return known;
+    if (this.#origins !== '*') return REFUSED;
+    if (this.#decisions.size >= MAX_REMEMBERED_ORIGINS) this.#decisions.clear();
+    const decision = allow(origin);
+    this.#decisions.set(origin, decision);
+    return decision;
   }
 
   /** Decides an OPTIONS preflight. */

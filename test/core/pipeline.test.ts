@@ -330,6 +330,29 @@ describe('CORS', () => {
     }
   });
 
+  it('with cors.origins "*" echoes each origin, also past the 1024 it remembers', async () => {
+    const any = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, cors: { origins: '*' } });
+    try {
+      const url = `http://127.0.0.1:${any.address.port}/tunnel`;
+      const before = sentry.requests.length;
+      // 1030 distinct origins fill the remembered answers and start them over; the first is asked again after that.
+      const origins = [...Array.from({ length: 1030 }, (_, i) => `https://app${i}.example.com`), 'https://app0.example.com'];
+      for (const origin of origins) {
+        const res = await send({ url, method: 'OPTIONS', headers: { origin } });
+        expect(res.headers['access-control-allow-origin']).toBe(origin);
+      }
+      for (const origin of ['https://app0.example.com', 'https://app1029.example.com', 'https://app1029.example.com']) {
+        const res = await send({ url, body: errorEnvelope(sentry.dsn('2')), headers: { origin } });
+        expect(res.status).toBe(200);
+        expect(res.headers['access-control-allow-origin']).toBe(origin);
+        expect(res.headers.vary).toBe('Origin');
+      }
+      expect(sentry.requests.length - before).toBe(3);
+    } finally {
+      await any.shutdown();
+    }
+  });
+
   it('sends no CORS headers when cors.origins is false', async () => {
     const none = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, cors: { origins: false } });
     try {
