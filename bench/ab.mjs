@@ -42,7 +42,7 @@ async function start(variant) {
   for (const [section, values] of Object.entries(variant.config ?? {})) config[section] = { ...config[section], ...values };
   const file = join(dir, `${variant.name}.json`);
   writeFileSync(file, JSON.stringify(config));
-  const child = startProcess(process.execPath, [variant.cli ?? CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } });
+  const child = startProcess(process.execPath, [variant.cli ?? CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } }, 'peer');
   await waitForPort(port, child);
   return { pid: child.pid, url: `http://127.0.0.1:${port}/tunnel`, stop: () => stopProcess(child) };
 }
@@ -58,6 +58,7 @@ for (let round = 0; round < rounds; round++) {
     const result = await load(p, durationS);
     p.cpu.push(((cpuSeconds(p.pid) - before) * 1e6) / result.requests);
     p.rps.push(result.rps);
+    if (process.env.BENCH_VERBOSE) console.error(`round ${round + 1} ${p.name}: ${p.cpu.at(-1).toFixed(1)} µs/req, ${result.rps.toFixed(0)} req/s`);
   }
 }
 const [base] = procs;

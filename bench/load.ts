@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { onCore } from './processes.js';
 
 export type Loader = 'autocannon' | 'wrk';
 
@@ -64,8 +65,9 @@ async function runWrk(spec: LoadSpec, workDir: string): Promise<LoadResult> {
   const args = ['-t1', `-c${spec.connections}`, `-d${spec.durationS}s`, '--timeout', '10s', '--latency', '-s', script];
   for (const [name, value] of Object.entries(spec.headers)) args.push('-H', `${name}: ${value}`);
   args.push(spec.url);
+  const [file, argv] = onCore('load', 'wrk', args);
   const output = await new Promise<string>((resolve, reject) => {
-    execFile('wrk', args, { env: { ...process.env, BENCH_BODY: bodyFile }, timeout: (spec.durationS + 30) * 1000 }, (error, stdout) =>
+    execFile(file, argv, { env: { ...process.env, BENCH_BODY: bodyFile }, timeout: (spec.durationS + 30) * 1000 }, (error, stdout) =>
       error ? reject(error) : resolve(stdout),
     );
   });

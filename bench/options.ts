@@ -44,7 +44,7 @@ export const USAGE = `npm run bench -- [options]
   --cpu-prof DIR       run the Node peers under node --cpu-prof, profiles in DIR/<peer>/
 
 Environment: BENCH_QUICK=1, BENCH_ROUNDS, BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS,
-BENCH_SOAK, BENCH_ONLY, BENCH_PEERS, BENCH_LOADER.`;
+BENCH_SOAK, BENCH_ONLY, BENCH_PEERS, BENCH_LOADER; BENCH_PIN=0 runs the processes unpinned.`;
 
 function list<T extends string>(value: string, allowed: readonly T[], what: string): T[] {
   const items = value.split(',').map((item) => item.trim().toLowerCase()).filter(Boolean);

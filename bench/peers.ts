@@ -88,7 +88,7 @@ export function tunnelConfig(port: number, upstream: Upstream): object {
 async function spawnPeer(name: PeerName, dir: string, port: number, command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string }> {
   const out = openSync(join(dir, `${name}.out.log`), 'a');
   const err = openSync(join(dir, `${name}.err.log`), 'a');
-  const child = startProcess(command, args, { stdio: ['ignore', out, err], env: { ...process.env, ...env } });
+  const child = startProcess(command, args, { stdio: ['ignore', out, err], env: { ...process.env, ...env } }, 'peer');
   closeSync(out);
   closeSync(err);
   await waitForPort(port, child).catch((error: Error) => {

@@ -48,7 +48,7 @@ async function start(name) {
     args = [CLI, 'serve', '--config', file];
   }
   // In the temporary directory: node --perf-basic-prof also writes a V8 log file where it runs.
-  const child = startProcess(process.execPath, ['--perf-basic-prof', ...args], { stdio: ['ignore', 'ignore', 'inherit'], cwd: dir });
+  const child = startProcess(process.execPath, ['--perf-basic-prof', ...args], { stdio: ['ignore', 'ignore', 'inherit'], cwd: dir }, 'peer');
   await waitForPort(port, child);
   return { name, child, pid: child.pid, url: `http://127.0.0.1:${port}/tunnel` };
 }

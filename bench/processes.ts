@@ -1,14 +1,42 @@
 // Every child process the bench starts: spawned through here, tracked, and stopped when the bench
 // ends — normally, on an error, on Ctrl-C/SIGTERM, or when the whole-run deadline passes.
-import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, execFileSync, spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { availableParallelism } from 'node:os';
 
 const children = new Set<ChildProcess>();
 let cleanupInstalled = false;
 
-export function startProcess(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+/**
+ * Which core a process runs on, as issue 14 measured: the peer under test on one to itself, the load
+ * generator (wrk) and the fake upstream on the other. Unpinned, the scheduler moved them around
+ * and one process's CPU per request jumped between two levels (38 and 63 µs in one run) as it shared a
+ * core or not. BENCH_PIN=0 turns it off; it needs taskset (util-linux) and two cores.
+ */
+export type Core = 'peer' | 'load';
+const CORES: Record<Core, string> = { load: '0', peer: '1' };
+
+function canPin(): boolean {
+  if (process.env.BENCH_PIN === '0' || availableParallelism() < 2) return false;
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const pinning = canPin();
+
+/** `command args`, run on `core` when pinning is on (taskset execs the command: the pid is the command's). */
+export function onCore(core: Core, command: string, args: readonly string[]): [string, string[]] {
+  return pinning ? ['taskset', ['-c', CORES[core], command, ...args]] : [command, [...args]];
+}
+
+export function startProcess(command: string, args: readonly string[], options: SpawnOptions = {}, core?: Core): ChildProcess {
   installCleanup();
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'], ...options });
+  const [file, argv] = core === undefined ? [command, [...args]] : onCore(core, command, args);
+  const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'inherit'], ...options });
   children.add(child);
   child.once('exit', () => children.delete(child));
   child.once('error', () => children.delete(child));

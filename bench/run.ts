@@ -11,7 +11,7 @@ import { type BenchEnvelope, attachmentEnvelope, errorEnvelope, transactionEnvel
 import type { Loader } from './load.js';
 import { type BenchOptions, USAGE, parseOptions } from './options.js';
 import { MiB, type RunningPeer, benchUpstream, hasBinary, startPeer } from './peers.js';
-import { installCleanup, killAll } from './processes.js';
+import { installCleanup, killAll, pinning } from './processes.js';
 import * as report from './report.js';
 import { runSoak } from './soak.js';
 import { runStartup } from './startup.js';
@@ -34,6 +34,7 @@ function machine(loader: Loader, nginx: boolean): string {
     `Node ${process.version}`,
     `load generator ${loader === 'wrk' ? version('wrk', ['-v']).split(' [')[0] : `autocannon ${autocannonVersion()}`}`,
     nginx ? version('nginx', ['-v']).replace('nginx version: ', '') : 'nginx not installed',
+    pinning ? 'peers pinned to CPU 1, load generator and fake upstream to CPU 0' : 'not pinned',
     `load average at start ${loadavg().map((n) => n.toFixed(1)).join(' ')}`,
   ];
   return parts.join(' · ');

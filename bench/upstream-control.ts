@@ -13,7 +13,7 @@ export class FakeUpstream {
 
   static async start(): Promise<FakeUpstream> {
     const port = await freePort();
-    const child = startProcess(process.execPath, [join(fileURLToPath(new URL('.', import.meta.url)), 'upstream.js'), String(port)]);
+    const child = startProcess(process.execPath, [join(fileURLToPath(new URL('.', import.meta.url)), 'upstream.js'), String(port)], {}, 'load');
     await waitForPort(port, child);
     return new FakeUpstream(port);
   }
