@@ -7,7 +7,7 @@
 // sees JavaScript only; this also sees the kernel, V8's builtins (promises, inline caches, regular
 // expressions) and the garbage collector.
 //
-//   npm run bench:perf -- [seconds=20] [rows=40]
+//   npm run bench:perf -- [seconds=20] [rows=40]        (BENCH_ENVELOPE=20kb: the 20 KB transaction)
 //
 // Peers run one after the other (rounds alternate), so read it next to bench:ab: a symbol's figure
 // moves by ~10 % between runs, and TurboFan inlines differently in the two programs, so a JS
@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BROWSER_HEADERS, errorEnvelope } from './.build/envelopes.js';
+import { BROWSER_HEADERS, errorEnvelope, transactionEnvelope } from './.build/envelopes.js';
 import { runLoad } from './.build/load.js';
 import { cpuSeconds } from './.build/memory.js';
 import { CLI, benchUpstream, freePort, hasBinary, tunnelConfig } from './.build/peers.js';
@@ -35,7 +35,8 @@ const rows = Number(process.argv[3] ?? 40);
 const dir = mkdtempSync(join(tmpdir(), 'sentry-tunnel-perf-'));
 const fake = await FakeUpstream.start();
 const upstream = benchUpstream(fake.port);
-const envelope = errorEnvelope(upstream.dsn);
+// BENCH_ENVELOPE=20kb loads the ~20 KB transaction envelope instead.
+const envelope = process.env.BENCH_ENVELOPE === '20kb' ? transactionEnvelope(upstream.dsn) : errorEnvelope(upstream.dsn);
 
 async function start(name) {
   const port = await freePort();

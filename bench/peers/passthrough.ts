@@ -6,6 +6,11 @@
 // PASSTHROUGH_HANDLER=new uses undici's newer handler names (onRequestStart/onResponseStart/…), which
 // undici 7 adapts to its native ones (onConnect/onHeaders/…) through a wrapper: the default `legacy`
 // measured faster (bench/README.md).
+// PASSTHROUGH_FORWARD=browser makes it also do what a tunnel does by design and the floor leaves out:
+// forward the browser's User-Agent, Origin and client hints and the client's address
+// (X-Forwarded-For), post with Sentry's auth query string, and answer with the CORS headers a
+// cross-origin SDK needs to read Sentry's rate limits. Not the reference (issue 14 defines that);
+// bench:ab runs it to tell that work apart from the rest of the tunnel's.
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import { Pool } from 'undici';
 
@@ -14,7 +19,9 @@ const upstream = new URL(process.argv[3] ?? '');
 const dsn = process.argv[4] ?? '';
 const handlerKind = process.env.PASSTHROUGH_HANDLER === 'new' ? 'new' : 'legacy';
 const pool = new Pool(upstream.origin, { connections: 128, keepAliveTimeout: 4_000 });
-const path = `${upstream.pathname}${upstream.search}`;
+const browser = process.env.PASSTHROUGH_FORWARD === 'browser';
+const path = browser ? `${upstream.pathname}?sentry_version=7&sentry_key=${new URL(dsn).username}` : `${upstream.pathname}${upstream.search}`;
+const EXPOSED = 'X-Sentry-Rate-Limits, Retry-After, X-Sentry-Error';
 
 /** Bodies up to this size are forwarded from one buffer, like sentry-tunnel's. */
 const BUFFERED_BYTES = 256 * 1024;
@@ -31,7 +38,17 @@ function dsnAllowed(body: Buffer): boolean {
 }
 
 function answer(res: ServerResponse, status: number, contentType: string, body: Buffer | string): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  const origin = browser ? res.req.headers.origin : undefined;
+  if (origin === undefined) res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  else {
+    res.writeHead(status, {
+      'content-type': contentType,
+      'access-control-allow-origin': origin,
+      vary: 'Origin',
+      'access-control-expose-headers': EXPOSED,
+      'content-length': Buffer.byteLength(body),
+    });
+  }
   res.end(body);
 }
 
@@ -89,6 +106,13 @@ function forward(req: IncomingMessage, res: ServerResponse, body: Buffer | Incom
   const headers: Record<string, string> = { 'content-type': req.headers['content-type'] ?? 'application/x-sentry-envelope' };
   if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
   else if (req.headers['content-length'] !== undefined) headers['content-length'] = req.headers['content-length'];
+  if (browser) {
+    for (const name of ['user-agent', 'origin', 'sec-ch-ua', 'sec-ch-ua-platform', 'sec-ch-ua-mobile']) {
+      const value = req.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    if (req.socket.remoteAddress) headers['x-forwarded-for'] = req.socket.remoteAddress;
+  }
   pool.dispatch({ path, method: 'POST', headers, body }, handlerKind === 'new' ? new RelayNew(res) : new Relay(res));
 }
 
