@@ -29,7 +29,7 @@ export interface BenchOptions {
 export const USAGE = `npm run bench -- [options]
 
   --quick              2 short rounds, 10 s soak: a smoke run of everything (~2 min)
-  --rounds N           interleaved rounds per throughput scenario (default 3)
+  --rounds N           interleaved rounds per throughput scenario (default 5)
   --duration S         seconds measured per peer and round (default 10)
   --warmup S           seconds of warm-up before each measurement (default 3)
   --connections N      concurrent connections (default 50)
@@ -87,7 +87,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv = p
   const only = values.only ?? env.BENCH_ONLY;
   const peers = values.peers ?? env.BENCH_PEERS;
   return {
-    rounds: count(values.rounds ?? env.BENCH_ROUNDS, 'rounds', quick ? 2 : 3),
+    rounds: count(values.rounds ?? env.BENCH_ROUNDS, 'rounds', quick ? 2 : 5),
     durationS: count(values.duration ?? env.BENCH_DURATION, 'duration', quick ? 3 : 10),
     warmupS: count(values.warmup ?? env.BENCH_WARMUP, 'warmup', quick ? 1 : 3, 0),
     connections: count(values.connections ?? env.BENCH_CONNECTIONS, 'connections', 50),

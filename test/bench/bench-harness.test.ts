@@ -33,9 +33,9 @@ describe('parseWrk', () => {
 });
 
 describe('parseOptions', () => {
-  it('defaults to the full run: 3 rounds of 10 s, 50 connections, a 60 s soak, every scenario and peer', () => {
+  it('defaults to the full run: 5 rounds of 10 s, 50 connections, a 60 s soak, every scenario and peer', () => {
     const options = parseOptions([], {});
-    expect(options).toMatchObject({ rounds: 3, durationS: 10, connections: 50, soakS: 60, loader: 'auto' });
+    expect(options).toMatchObject({ rounds: 5, durationS: 10, connections: 50, soakS: 60, loader: 'auto' });
     if (options === 'help') throw new Error('unexpected help');
     expect([...options.scenarios]).toEqual(['startup', '2kb', '20kb', '1conn', 'flood', 'big', 'soak']);
     expect(options.peers).toEqual(['sentry-tunnel', 'pass-through', 'express', 'nginx', 'tunnel-log-all']);
@@ -58,5 +58,30 @@ describe('median', () => {
   it('is the middle value, or the mean of the two middle values', () => {
     expect(median([3, 1, 2])).toBe(2);
     expect(median([4, 1, 3, 2])).toBe(2.5);
+  });
+});
+
+describe('pinning', () => {
+  it('runs a peer on CPU 1 when taskset and two cores are there', async () => {
+    const { onCore, pinning } = await import('../../bench/processes.js');
+    const { execFileSync } = await import('node:child_process');
+    const { availableParallelism } = await import('node:os');
+    let taskset = true;
+    try {
+      execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    } catch {
+      taskset = false;
+    }
+    const [file, args] = onCore('peer', process.execPath, ['-p', "/Cpus_allowed_list:\\s*(\\S+)/.exec(require('fs').readFileSync('/proc/self/status', 'utf8'))[1]"]);
+    const allowed = execFileSync(file, args, { encoding: 'utf8' }).trim();
+    if (!taskset || availableParallelism() < 2 || process.env.BENCH_PIN === '0') {
+      console.log(`pinning is off here (taskset ${taskset ? 'found' : 'missing'}, ${availableParallelism()} cores): the command runs as it is`);
+      expect(pinning).toBe(false);
+      expect(file).toBe(process.execPath);
+      return;
+    }
+    expect(pinning).toBe(true);
+    expect(file).toBe('taskset');
+    expect(allowed).toBe('1');
   });
 });
