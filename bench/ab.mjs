@@ -48,7 +48,7 @@ async function start(variant) {
 }
 
 const procs = [];
-for (const variant of variants) procs.push({ ...variant, ...(await start(variant)), cpu: [], rps: [] });
+for (const variant of variants) procs.push({ ...variant, ...(await start(variant)), cpu: [], rps: [], p99: [] });
 const load = (p, seconds) => runLoad('wrk', { url: p.url, body: envelope.body, headers: BROWSER_HEADERS, connections: 50, durationS: seconds }, dir);
 for (const p of procs) await load(p, 8); // warm-up
 for (let round = 0; round < rounds; round++) {
@@ -58,6 +58,7 @@ for (let round = 0; round < rounds; round++) {
     const result = await load(p, durationS);
     p.cpu.push(((cpuSeconds(p.pid) - before) * 1e6) / result.requests);
     p.rps.push(result.rps);
+    p.p99.push(result.p99Ms);
     if (process.env.BENCH_VERBOSE) console.error(`round ${round + 1} ${p.name}: ${p.cpu.at(-1).toFixed(1)} µs/req, ${result.rps.toFixed(0)} req/s`);
   }
 }
@@ -66,7 +67,7 @@ const range = (values, digits) => `${Math.min(...values).toFixed(digits)}–${Ma
 for (const p of procs) {
   const ratios = p.cpu.map((cpu, i) => cpu / base.cpu[i]);
   console.log(
-    `${p.name.padEnd(16)} CPU µs/req median ${median(p.cpu).toFixed(0)} (${range(p.cpu, 0)})  rps ${median(p.rps).toFixed(0)}  ` +
+    `${p.name.padEnd(16)} CPU µs/req median ${median(p.cpu).toFixed(0)} (${range(p.cpu, 0)})  rps ${median(p.rps).toFixed(0)}  p99 ${median(p.p99).toFixed(2)} ms  ` +
       `÷${base.name} paired median ${median(ratios).toFixed(3)} (${range(ratios, 2)})`,
   );
 }
