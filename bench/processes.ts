@@ -19,7 +19,8 @@ const CORES: Record<Core, string> = { load: '0', peer: '1' };
 function canPin(): boolean {
   if (process.env.BENCH_PIN === '0' || availableParallelism() < 2) return false;
   try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    // Both cores must be ones this process may use (a container's cpuset may leave out CPU 1).
+    for (const core of Object.values(CORES)) execFileSync('taskset', ['-c', core, 'true'], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
