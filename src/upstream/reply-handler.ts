@@ -13,9 +13,32 @@ export const RESPONSE_HEADER_ALLOWLIST = ['content-type', 'retry-after', 'x-sent
 /** Sentry's answers are a few bytes of JSON; anything far larger is not Sentry. */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
-/** Names are compared only when their length is one of these (most of Sentry's headers are skipped unread). */
-const ALLOWLISTED_LENGTHS: ReadonlySet<number> = new Set(RESPONSE_HEADER_ALLOWLIST.map((name) => name.length));
-const ALLOWLISTED: ReadonlySet<string> = new Set(RESPONSE_HEADER_ALLOWLIST);
+/** The allowlisted names by length, as bytes: most of Sentry's headers are skipped by length alone. */
+const ALLOWLISTED_BY_LENGTH: ReadonlyMap<number, readonly (readonly [string, Buffer])[]> = (() => {
+  const byLength = new Map<number, [string, Buffer][]>();
+  for (const name of RESPONSE_HEADER_ALLOWLIST) {
+    const list = byLength.get(name.length) ?? [];
+    list.push([name, Buffer.from(name, 'latin1')]);
+    byLength.set(name.length, list);
+  }
+  return byLength;
+})();
+
+/**
+ * The allowlisted name `raw` spells in any case, compared byte by byte (no string per header). The
+ * names are letters and '-', for which setting bit 0x20 lower-cases a letter and leaves '-' as it is;
+ * no other token byte maps onto one of them.
+ */
+function allowlistedName(raw: Buffer): string | undefined {
+  const candidates = ALLOWLISTED_BY_LENGTH.get(raw.length);
+  if (candidates === undefined) return undefined;
+  for (const [name, bytes] of candidates) {
+    let i = 0;
+    while (i < bytes.length && ((raw[i] as number) | 0x20) === bytes[i]) i++;
+    if (i === bytes.length) return name;
+  }
+  return undefined;
+}
 
 export interface Reply {
   readonly status: number;
@@ -69,10 +92,8 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
     }
     const headers = this.#headers;
     for (let i = 0; i < rawHeaders.length; i += 2) {
-      const rawName = rawHeaders[i] as Buffer;
-      if (!ALLOWLISTED_LENGTHS.has(rawName.length)) continue;
-      const name = rawName.toString('latin1').toLowerCase();
-      if (!ALLOWLISTED.has(name)) continue;
+      const name = allowlistedName(rawHeaders[i] as Buffer);
+      if (name === undefined) continue;
       const value = (rawHeaders[i + 1] as Buffer).toString('latin1');
       const seen = headers[name];
       headers[name] = seen === undefined ? value : `${seen}, ${value}`;

@@ -74,6 +74,17 @@ describe('Upstream.forward', () => {
     expect(sentry.requests[0]?.body.equals(body)).toBe(true);
   });
 
+  it('matches the allowlisted names in any case, and no other name of the same length', async () => {
+    sentry.reply = {
+      status: 200,
+      // Same lengths as X-Sentry-Error (14), Retry-After (11) and Content-Type (12), but other names.
+      headers: { 'X-SENTRY-RATE-LIMITS': '60:error:key', 'Retry-After': '7', 'X-Sentry-Errox': 'no', 'Retry-Aftex': '9', 'Content-Typf': 'x' },
+      body: '{}',
+    };
+    const reply = await upstream.forward(outbound(errorEnvelope(sentry.dsn('2'))));
+    expect(reply.headers).toEqual({ 'content-type': 'application/json', 'retry-after': '7', 'x-sentry-rate-limits': '60:error:key' });
+  });
+
   it('sends a streamed body to the end, byte for byte', async () => {
     const body = Buffer.concat([errorEnvelope(sentry.dsn('2')), Buffer.alloc(3 * 1024 * 1024, 7)]);
     const reply = await upstream.forward(outbound(Readable.from([body.subarray(0, 100_000), body.subarray(100_000)])));
