@@ -21,6 +21,7 @@ const handlerKind = process.env.PASSTHROUGH_HANDLER === 'new' ? 'new' : 'legacy'
 const pool = new Pool(upstream.origin, { connections: 128, keepAliveTimeout: 4_000 });
 const browser = process.env.PASSTHROUGH_FORWARD === 'browser';
 const path = browser ? `${upstream.pathname}?sentry_version=7&sentry_key=${new URL(dsn).username}` : `${upstream.pathname}${upstream.search}`;
+// The tunnel's EXPOSED_HEADERS (src/core/cors.ts), written out: bench/ compiles on its own, without src/.
 const EXPOSED = 'X-Sentry-Rate-Limits, Retry-After, X-Sentry-Error';
 
 /** Bodies up to this size are forwarded from one buffer, like sentry-tunnel's. */
