@@ -86,6 +86,22 @@ describe('the envelope header line must be UTF-8', () => {
     const [arrived] = await sentry.waitForRequests(1);
     expect(arrived?.body.equals(body)).toBe(true);
   });
+
+  it('forwards a header string holding U+FFFD itself (EF BF BD), which is valid UTF-8', async () => {
+    const body = headerWith(Buffer.from('\uFFFD'));
+    const res = await send({ url: tunnel.url, body });
+    expect(res.status).toBe(200);
+    const [arrived] = await sentry.waitForRequests(1);
+    expect(arrived?.body.equals(body)).toBe(true);
+  });
+
+  it('refuses invalid bytes in a header line that arrives in several chunks', async () => {
+    const body = headerWith(Buffer.from([0xff]));
+    const res = await send({ url: tunnel.url, chunks: [body.subarray(0, 10), body.subarray(10, 30), body.subarray(30)] });
+    expectError(res, 'invalid_envelope_header');
+    expect(res.json().error).toContain('UTF-8');
+    expect(sentry.requests).toHaveLength(0);
+  });
 });
 
 describe('compressed bodies', () => {
