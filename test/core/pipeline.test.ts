@@ -128,6 +128,21 @@ describe('the allowlist', () => {
     expect(sentry.requests).toHaveLength(0);
   });
 
+  it('with many projects (looked up, not compared one by one) sends each DSN to its own project and refuses others', async () => {
+    const projects = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`p${i}`, { dsn: sentry.dsn(String(i + 10)) }]));
+    const many = await startTestTunnel({ projects });
+    try {
+      const url = `http://127.0.0.1:${many.address.port}/tunnel`;
+      expect((await send({ url, body: errorEnvelope(sentry.dsn('10')) })).status).toBe(200);
+      expect((await send({ url, body: errorEnvelope(sentry.dsn('21')) })).status).toBe(200);
+      expectError(await send({ url, body: errorEnvelope(sentry.dsn('22')) }), 'dsn_not_allowed');
+      const arrived = await sentry.waitForRequests(2);
+      expect(arrived.map((request) => request.url.split('?')[0])).toEqual(['/api/10/envelope/', '/api/21/envelope/']);
+    } finally {
+      await many.shutdown();
+    }
+  });
+
   it('answers 403 dsn_mismatch when the DSN belongs to another project than the URL names', async () => {
     expectError(await send({ url: `${base}/tunnel/api`, body: errorEnvelope(sentry.dsn('2')) }), 'dsn_mismatch');
   });
@@ -327,6 +342,22 @@ describe('CORS', () => {
       expect(ok.status).toBe(200);
     } finally {
       await strict.shutdown();
+    }
+  });
+
+  it('with a long cors.origins list (looked up, not compared one by one) allows each listed origin and refuses others', async () => {
+    const origins = Array.from({ length: 12 }, (_, i) => `https://app${i}.example.com`);
+    const long = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, cors: { origins } });
+    try {
+      const url = `http://127.0.0.1:${long.address.port}/tunnel`;
+      for (const origin of [origins[0]!, origins[11]!]) {
+        const res = await send({ url, body: errorEnvelope(sentry.dsn('2')), headers: { origin } });
+        expect(res.status).toBe(200);
+        expect(res.headers['access-control-allow-origin']).toBe(origin);
+      }
+      expectError(await send({ url, body: errorEnvelope(sentry.dsn('2')), headers: { origin: 'https://app12.example.com' } }), 'origin_not_allowed');
+    } finally {
+      await long.shutdown();
     }
   });
 
