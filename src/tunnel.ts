@@ -144,10 +144,10 @@ export function createTunnel(config: TunnelConfig, options: TunnelOptions = {}):
       }
       ({ project, tunnelPath } = match);
     }
-    answer((p) => p.pipeline.tunnel(nodeInbound(req, path), project, tunnelPath)).then(
-      (result) => void writeAnswer(req, res, result, parts?.lifecycle.shuttingDown === true),
-      (error: unknown) => (next ? next(error) : res.destroy(error as Error)),
-    );
+    const respond = (result: Answer) => void writeAnswer(req, res, result, parts?.lifecycle.shuttingDown === true);
+    // Open: no promise per request (Pipeline.handle).
+    if (parts && !closed) return parts.pipeline.handle(nodeInbound(req, path), project, tunnelPath, respond);
+    answer((p) => p.pipeline.tunnel(nodeInbound(req, path), project, tunnelPath)).then(respond, (error: unknown) => (next ? next(error) : res.destroy(error as Error)));
   };
 
   const close = (): Promise<void> => {

@@ -144,18 +144,23 @@ export interface ReadOptions {
   readonly since?: number;
 }
 
-/**
- * Reads `req` until the envelope header line is known (and, for small bodies, to the end).
- * Rejects with a TunnelError: empty_body, header_too_large, invalid_envelope_header,
- * envelope_too_large, invalid_body_encoding, request_timeout or request_aborted.
- */
-export function readEnvelopeHead(
-  req: Readable,
-  encoding: ContentEncoding,
-  limits: BodyLimits,
-  options: ReadOptions = {},
-): Promise<EnvelopeHead> {
-  return new BodyReader(req, encoding, limits, options.whole === true, options.record).head(options.since ?? performance.now());
+/** Told once how reading the head ended; a callback pair rather than a promise, one fewer per request (bench:ab). */
+export interface HeadListener {
+  /**
+   * The header is known. Called from the request's own event (synchronously, for a body read to its
+   * end) or, when the body streams, in a microtask after the event.
+   */
+  onHead(head: EnvelopeHead): void;
+  /**
+   * A TunnelError: empty_body, header_too_large, invalid_envelope_header, envelope_too_large,
+   * invalid_body_encoding, request_timeout or request_aborted.
+   */
+  onHeadFailed(error: TunnelError): void;
+}
+
+/** Reads `req` until the envelope header line is known (and, for small bodies, to the end), then tells `listener`. */
+export function readEnvelopeHead(req: Readable, encoding: ContentEncoding, limits: BodyLimits, options: ReadOptions, listener: HeadListener): void {
+  new BodyReader(req, encoding, limits, options.whole === true, options.record).read(options.since ?? performance.now(), listener);
 }
 
 /**
@@ -184,8 +189,7 @@ class BodyReader implements EnvelopeHead, Watched {
   #awaitingDecoder = false;
   #failure: TunnelError | undefined;
   readonly #decoder: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress | undefined;
-  #resolve: ((head: EnvelopeHead) => void) | undefined;
-  #reject: ((error: TunnelError) => void) | undefined;
+  #listener: HeadListener | undefined;
   #stream: Transform | undefined;
   deadline = Number.POSITIVE_INFINITY;
   previousWatched: Watched | undefined;
@@ -227,24 +231,21 @@ class BodyReader implements EnvelopeHead, Watched {
     return this.#failure;
   }
 
-  head(since: number): Promise<EnvelopeHead> {
-    return new Promise((resolve, reject) => {
-      this.#resolve = resolve;
-      this.#reject = reject;
-      const { req } = this;
-      this.#deadlines.watch(this, since);
-      req.on('data', this.#onData);
-      req.on('end', this.#onEnd);
-      // These two stay while the body streams: its failures end the stream too.
-      req.on('error', this.#onError);
-      req.on('close', this.#onClose);
-      this.#decoder?.on('data', (decoded: Buffer) => this.#onDecoded(decoded));
-      this.#decoder?.once('end', () => {
-        this.#decoderEnded = true;
-        this.#tryResolve();
-      });
-      this.#decoder?.once('error', (error) => this.#fail(new TunnelError('invalid_body_encoding', { cause: error })));
+  read(since: number, listener: HeadListener): void {
+    this.#listener = listener;
+    const { req } = this;
+    this.#deadlines.watch(this, since);
+    req.on('data', this.#onData);
+    req.on('end', this.#onEnd);
+    // These two stay while the body streams: its failures end the stream too.
+    req.on('error', this.#onError);
+    req.on('close', this.#onClose);
+    this.#decoder?.on('data', (decoded: Buffer) => this.#onDecoded(decoded));
+    this.#decoder?.once('end', () => {
+      this.#decoderEnded = true;
+      this.#tryResolve();
     });
+    this.#decoder?.once('error', (error) => this.#fail(new TunnelError('invalid_body_encoding', { cause: error })));
   }
 
   #detach(): void {
@@ -305,18 +306,18 @@ class BodyReader implements EnvelopeHead, Watched {
     this.#deadlines.unwatch(this);
     this.#detach();
     this.#decoder?.destroy();
-    const reject = this.#reject;
-    if (reject) {
-      this.#resolve = this.#reject = undefined;
-      reject(error);
-    }
     this.#stream?.destroy(error);
+    const listener = this.#listener;
+    if (listener) {
+      this.#listener = undefined;
+      listener.onHeadFailed(error);
+    }
   }
 
   /** Resolves once the header is known and either the whole body is here or it is large enough to stream. */
   #tryResolve(): void {
-    const resolve = this.#resolve;
-    if (!resolve || this.#failure) return;
+    const listener = this.#listener;
+    if (!listener || this.#failure) return;
     const decodedAll = this.#ended && (!this.#decoder || this.#decoderEnded);
     if (decodedAll && !this.#headerLine) {
       if (this.#decodedBytes === 0) return this.#fail(new TunnelError('empty_body'));
@@ -334,7 +335,7 @@ class BodyReader implements EnvelopeHead, Watched {
     const header = parseHeader(this.#headerLine, this.#headerBytes);
     if (header === NOT_UTF8) return this.#fail(new TunnelError('invalid_envelope_header', { message: INVALID_UTF8 }));
     if (!header) return this.#fail(new TunnelError('invalid_envelope_header'));
-    this.#resolve = this.#reject = undefined;
+    this.#listener = undefined;
     this.header = header;
     if (decodedAll) {
       // No listener comes off: an ended request emits no more data, and it goes when the request does.
@@ -342,11 +343,14 @@ class BodyReader implements EnvelopeHead, Watched {
       this.body = body;
       if (this.whole) this.decoded = this.#decodedChunks ? joined(this.#decodedChunks, this.#decodedBytes) : body;
       this.#decodedChunks = undefined;
-    } else {
-      this.body = this.#startStreaming();
+      this.#chunks = [];
+      listener.onHead(this);
+      return;
     }
+    this.body = this.#startStreaming();
     this.#chunks = [];
-    resolve(this);
+    // Not from inside the request's 'data' event that made the body stream: its consumer starts reading it.
+    queueMicrotask(() => listener.onHead(this));
   }
 
   /** The rest of the body flows through a Transform that keeps counting and decoding. */

@@ -68,9 +68,3 @@ export function header(headers: InboundHeaders, name: string): string | undefine
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
-
-/** Notes which configured tunnel path the request used, for its log line and metrics. */
-export function withRoute(exchange: Exchange, route: string | undefined): Exchange {
-  if (route !== undefined) exchange.record.route = route;
-  return exchange;
-}

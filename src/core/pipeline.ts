@@ -2,19 +2,19 @@
 // envelope header → DSN allowlist → Sentry's limits and the project budget → processing (only with
 // rules) → upstream headers → forward → answer. It knows neither node:http nor the Web Request: an
 // adapter hands it an InboundRequest and writes the Answer. Errors become answers in one function
-// (answerError), and every request is logged and counted in one place (Pipeline.run).
+// (answerError), and every request is logged and counted in one place (finish).
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { TunnelError, errorBody, refusal } from '../errors.js';
-import type { RateLimiting } from '../limits/rate-limiting.js';
+import type { RateLimiting, Refusal } from '../limits/rate-limiting.js';
 import type { Processor } from '../processing/processing.js';
-import { type Forward, type UpstreamReply, isTransportFailure, toTunnelError } from '../upstream/upstream.js';
-import { type BodyLimits, type EnvelopeHead, parseContentEncoding, readEnvelopeHead } from './body.js';
+import { type Forward, type UpstreamReply, isTransportFailure, promiseOf, toTunnelError } from '../upstream/upstream.js';
+import { type BodyLimits, type ContentEncoding, type EnvelopeHead, type HeadListener, parseContentEncoding, readEnvelopeHead } from './body.js';
 import type { ClientIpResolver } from './client-ip.js';
 import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
 import { envelopeEventId } from './envelope.js';
-import { type Answer, type Exchange, type InboundRequest, type RequestRecord, header, withRoute } from './exchange.js';
+import { type Answer, type Exchange, type InboundRequest, type RequestRecord, header } from './exchange.js';
 import type { Project, ProjectRegistry } from './projects.js';
 
 export type { Answer, InboundRequest, Outcome, RequestRecord } from './exchange.js';
@@ -79,17 +79,25 @@ const requestIdPrefix = Math.floor(Math.random() * 0xffffff).toString(16).padSta
 
 export class Pipeline {
   readonly ctx: TunnelContext;
-  readonly #limits: BodyLimits;
+  readonly limits: BodyLimits;
   #warnedNoAddress = false;
 
   constructor(ctx: TunnelContext) {
     this.ctx = ctx;
-    this.#limits = { ...ctx.config.limits, requestTimeoutMs: ctx.config.server.requestTimeoutMs };
+    this.limits = { ...ctx.config.limits, requestTimeoutMs: ctx.config.server.requestTimeoutMs };
   }
 
   /** A request on the tunnel path: a POST envelope or an OPTIONS preflight. `project` is a name from the URL, `route` the configured path it used. */
   tunnel(inbound: InboundRequest, project?: string, route?: string): Promise<Answer> {
-    return this.run(inbound, (exchange) => this.#tunnel(withRoute(exchange, route), project), true);
+    return new Promise((resolve) => this.handle(inbound, project, route, resolve));
+  }
+
+  /**
+   * tunnel(), the answer handed to `respond` (once, always) instead of a promise: what the daemon and
+   * the middleware call. A forwarded envelope then takes the forward chain's promises and no others.
+   */
+  handle(inbound: InboundRequest, project: string | undefined, route: string | undefined, respond: (answer: Answer) => void): void {
+    new TunnelCall(this, inbound, project, route, respond).start();
   }
 
   /**
@@ -98,16 +106,7 @@ export class Pipeline {
    */
   async run(inbound: InboundRequest, handler: Handler, traffic: boolean): Promise<Answer> {
     const { ctx } = this;
-    const started = performance.now();
-    const record: RequestRecord = {
-      reqId: `${requestIdPrefix}-${(++requestCounter).toString(36)}`,
-      method: inbound.method,
-      path: inbound.path,
-      status: 0,
-      bytesIn: 0,
-      durationMs: 0,
-    };
-    const exchange: Exchange = { inbound, record, started };
+    const exchange: Exchange = { inbound, record: newRecord(inbound), started: performance.now() };
     ctx.lifecycle.enter();
     let answer: Answer;
     try {
@@ -115,17 +114,115 @@ export class Pipeline {
     } catch (error) {
       answer = answerError(ctx, exchange, error);
     }
-    record.status = answer.status;
-    record.durationMs = Math.round((performance.now() - started) * 100) / 100;
-    ctx.requestLog.write(record, traffic);
-    if (traffic) ctx.observer?.observe(record);
-    ctx.lifecycle.leave();
+    finish(ctx, exchange, answer, traffic);
     return answer;
   }
 
-  async #tunnel(exchange: Exchange, projectName: string | undefined): Promise<Answer> {
-    const { ctx } = this;
-    const { inbound, record } = exchange;
+  /** Once per tunnel: without an address the per-client budget, X-Forwarded-For and enrich.clientIp cannot apply. */
+  warnNoAddress(): void {
+    if (this.#warnedNoAddress) return;
+    this.#warnedNoAddress = true;
+    this.ctx.logger.warn(
+      'request without a client address: the per-client rate limit, X-Forwarded-For to Sentry and enrich.clientIp are skipped for such requests; ' +
+        'pass { clientAddress } to tunnel.fetch(), or set server.trustProxy when a proxy you trust sets X-Forwarded-For',
+    );
+  }
+}
+
+function newRecord(inbound: InboundRequest): RequestRecord {
+  return { reqId: `${requestIdPrefix}-${(++requestCounter).toString(36)}`, method: inbound.method, path: inbound.path, status: 0, bytesIn: 0, durationMs: 0 };
+}
+
+/** Every request ends here: its record completed, logged once and, when it is `traffic`, counted. */
+function finish(ctx: TunnelContext, exchange: Exchange, answer: Answer, traffic: boolean): void {
+  const { record } = exchange;
+  record.status = answer.status;
+  record.durationMs = Math.round((performance.now() - exchange.started) * 100) / 100;
+  ctx.requestLog.write(record, traffic);
+  if (traffic) ctx.observer?.observe(record);
+  ctx.lifecycle.leave();
+}
+
+/**
+ * One request on the tunnel path, its stages as methods, each continuing the next: the request
+ * (#start), the client's budget (#afterClient), the envelope's head (onHead), the project's limits
+ * (#afterProject), Sentry's reply (#onReply). A step returns the answer when it has one, or undefined
+ * when a later step will give it; whatever a step throws becomes the answer (answerError).
+ * Callbacks, not an async function: awaiting the client budget, the body and the forward cost a
+ * forward seven promises and their jobs; now it takes only the forward chain's (bench:ab).
+ */
+class TunnelCall implements Exchange, HeadListener {
+  readonly record: RequestRecord;
+  readonly started: number;
+  cors?: Readonly<Record<string, string>>;
+  readonly #pipeline: Pipeline;
+  readonly #ctx: TunnelContext;
+  readonly #projectName: string | undefined;
+  readonly #respond: (answer: Answer) => void;
+  #named: Project | undefined;
+  #clientIp: string | undefined;
+  #encoding: ContentEncoding = 'identity';
+  #head: EnvelopeHead | undefined;
+  #answered = false;
+
+  constructor(
+    pipeline: Pipeline,
+    readonly inbound: InboundRequest,
+    projectName: string | undefined,
+    route: string | undefined,
+    respond: (answer: Answer) => void,
+  ) {
+    this.#pipeline = pipeline;
+    this.#ctx = pipeline.ctx;
+    this.#projectName = projectName;
+    this.#respond = respond;
+    this.started = performance.now();
+    this.record = newRecord(inbound);
+    if (route !== undefined) this.record.route = route;
+  }
+
+  start(): void {
+    this.#ctx.lifecycle.enter();
+    let answer: Answer | undefined;
+    try {
+      answer = this.#start();
+    } catch (error) {
+      answer = answerError(this.#ctx, this, error);
+    }
+    if (answer !== undefined) this.#answer(answer);
+  }
+
+  /** The head is known: the project it names, then its limits. */
+  onHead(head: EnvelopeHead): void {
+    this.#head = head;
+    this.record.bytesIn = head.wireBytes();
+    let answer: Answer | undefined;
+    try {
+      const project = resolveProject(this.#ctx, head, this.#named);
+      if (project instanceof TunnelError) answer = this.#refuseRead(project);
+      else {
+        this.record.project = project.name;
+        const refused = this.#ctx.rateLimiting.checkProject(project, head, this.#encoding, this.record);
+        if (refused instanceof Promise) {
+          refused.then(
+            (later) => this.#continue(() => this.#afterProject(project, later)),
+            (error: unknown) => this.#answer(this.#refuseRead(error)),
+          );
+        } else answer = this.#afterProject(project, refused);
+      }
+    } catch (error) {
+      answer = this.#refuseRead(error);
+    }
+    if (answer !== undefined) this.#answer(answer);
+  }
+
+  onHeadFailed(error: TunnelError): void {
+    this.#answer(answerError(this.#ctx, this, error));
+  }
+
+  #start(): Answer | undefined {
+    const ctx = this.#ctx;
+    const { inbound, record } = this;
     const { headers } = inbound;
     if (inbound.method === 'OPTIONS') {
       const preflight = ctx.cors.preflight(headers);
@@ -136,86 +233,129 @@ export class Pipeline {
 
     // Refusals on this path are returned, not thrown: under a flood, unwinding the stack is a large part of a refusal's cost.
     const cors = ctx.cors.check(header(headers, 'origin'));
-    if (!cors.allowed) return answerError(ctx, exchange, refusal('origin_not_allowed'));
-    exchange.cors = cors.headers;
+    if (!cors.allowed) return answerError(ctx, this, refusal('origin_not_allowed'));
+    this.cors = cors.headers;
 
-    let named: Project | undefined;
-    if (projectName !== undefined) {
-      named = ctx.projects.byName.get(projectName);
-      if (!named) throw new TunnelError('unknown_project', { message: `No project named "${projectName}" is configured.` });
-      record.project = named.name;
+    if (this.#projectName !== undefined) {
+      this.#named = ctx.projects.byName.get(this.#projectName);
+      if (!this.#named) throw new TunnelError('unknown_project', { message: `No project named "${this.#projectName}" is configured.` });
+      record.project = this.#named.name;
     }
     if (inbound.bodyAlreadyRead !== undefined) throw new TunnelError('body_already_read', { message: inbound.bodyAlreadyRead });
 
     // Derived once: the rate limit, X-Forwarded-For and enrichment all use it.
     const clientIp = ctx.clientIp(headers, inbound.peerAddress);
-    if (clientIp === undefined) this.#warnNoAddress();
-    else {
-      let refused = ctx.rateLimiting.checkClient(clientIp, record);
-      if (refused instanceof Promise) refused = await refused;
-      if (refused) return answerError(ctx, exchange, refused);
+    this.#clientIp = clientIp;
+    if (clientIp === undefined) {
+      this.#pipeline.warnNoAddress();
+      return this.#afterClient(undefined);
     }
-
-    const encoding = parseContentEncoding(header(headers, 'content-encoding'));
-    const declaredLength = header(headers, 'content-length');
-    if (declaredLength !== undefined && Number(declaredLength) > this.#limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
-
-    const head = await readEnvelopeHead(inbound.body, encoding, this.#limits, { whole: ctx.processor !== undefined, record, since: exchange.started });
-    record.bytesIn = head.wireBytes();
-    try {
-      const project = resolveProject(ctx, head, named);
-      if (project instanceof TunnelError) return refuseRead(ctx, exchange, head, project);
-      record.project = project.name;
-      let refused = ctx.rateLimiting.checkProject(project, head, encoding, record);
-      if (refused instanceof Promise) refused = await refused;
-      if (refused) return refuseRead(ctx, exchange, head, refused);
-      const outgoing = upstreamHeaders(ctx, inbound, clientIp, encoding !== 'identity');
-      let body = head.body;
-      if (ctx.processor && head.decoded) {
-        const processed = processEnvelope(exchange, ctx.processor, clientIp, head.decoded);
-        if (processed === 'filtered') {
-          record.outcome = 'filtered';
-          return { status: 200, headers: Object.assign({ 'content-type': JSON_CONTENT_TYPE }, cors.headers), body: filteredBody(head.header) };
-        }
-        if (processed) {
-          // The changed envelope goes out decoded: re-compressing costs more CPU than it saves on the
-          // tunnel→Sentry hop (bench/processing.mjs measures both).
-          body = processed;
-          delete outgoing['content-encoding'];
-          outgoing['content-length'] = String(processed.length);
-        }
-      }
-      let reply: UpstreamReply;
-      try {
-        reply = await ctx.forward({ project: project.name, target: project.target, header: head.header, headers: outgoing, body });
-      } catch (error) {
-        // A transport failure is an outage (502/504); anything else thrown by a Forward is a bug (500).
-        throw head.failure() ?? (isTransportFailure(error) ? toTunnelError(error) : error);
-      }
-      record.bytesIn = head.wireBytes();
-      if (reply.spooled) {
-        record.outcome = 'spooled';
-        record.cause = reply.spooled.cause;
-        if (reply.spooled.upstreamStatus !== undefined) record.upstreamStatus = reply.spooled.upstreamStatus;
-      } else {
-        record.upstreamStatus = reply.status;
-        record.outcome = 'forwarded';
-      }
-      // Object.assign, not a spread: `{ ...a, ...b }` of these header objects cost ~10 % of a forward's CPU (bench:ab).
-      return { status: reply.status, headers: Object.assign({}, reply.headers, cors.headers), body: reply.body };
-    } catch (error) {
-      return refuseRead(ctx, exchange, head, error);
-    }
+    const refused = ctx.rateLimiting.checkClient(clientIp, record);
+    if (!(refused instanceof Promise)) return this.#afterClient(refused);
+    refused.then(
+      (later) => this.#continue(() => this.#afterClient(later)),
+      (error: unknown) => this.#answer(answerError(ctx, this, error)),
+    );
+    return undefined;
   }
 
-  /** Once per tunnel: without an address the per-client budget, X-Forwarded-For and enrich.clientIp cannot apply. */
-  #warnNoAddress(): void {
-    if (this.#warnedNoAddress) return;
-    this.#warnedNoAddress = true;
-    this.ctx.logger.warn(
-      'request without a client address: the per-client rate limit, X-Forwarded-For to Sentry and enrich.clientIp are skipped for such requests; ' +
-        'pass { clientAddress } to tunnel.fetch(), or set server.trustProxy when a proxy you trust sets X-Forwarded-For',
+  /** Past the client's budget: the body's encoding and declared size, then its head is read. */
+  #afterClient(refused: Refusal): Answer | undefined {
+    if (refused) return answerError(this.#ctx, this, refused);
+    const { headers } = this.inbound;
+    this.#encoding = parseContentEncoding(header(headers, 'content-encoding'));
+    const declaredLength = header(headers, 'content-length');
+    const limits = this.#pipeline.limits;
+    if (declaredLength !== undefined && Number(declaredLength) > limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
+    readEnvelopeHead(this.inbound.body, this.#encoding, limits, { whole: this.#ctx.processor !== undefined, record: this.record, since: this.started }, this);
+    return undefined;
+  }
+
+  /** Past every limit: processing, then the forward. */
+  #afterProject(project: Project, refused: Refusal): Answer | undefined {
+    const ctx = this.#ctx;
+    const head = this.#head as EnvelopeHead;
+    if (refused) return this.#refuseRead(refused);
+    const outgoing = upstreamHeaders(ctx, this.inbound, this.#clientIp, this.#encoding !== 'identity');
+    let body = head.body;
+    if (ctx.processor && head.decoded) {
+      const processed = processEnvelope(this, ctx.processor, this.#clientIp, head.decoded);
+      if (processed === 'filtered') {
+        this.record.outcome = 'filtered';
+        return { status: 200, headers: Object.assign({ 'content-type': JSON_CONTENT_TYPE }, this.cors), body: filteredBody(head.header) };
+      }
+      if (processed) {
+        // The changed envelope goes out decoded: re-compressing costs more CPU than it saves on the
+        // tunnel→Sentry hop (bench/processing.mjs measures both).
+        body = processed;
+        delete outgoing['content-encoding'];
+        outgoing['content-length'] = String(processed.length);
+      }
+    }
+    promiseOf(ctx.forward, { project: project.name, target: project.target, header: head.header, headers: outgoing, body }).then(
+      (reply) => this.#replied(reply),
+      (error: unknown) => this.#answer(this.#onForwardFailed(error)),
     );
+    return undefined;
+  }
+
+  #replied(reply: UpstreamReply): void {
+    let answer: Answer;
+    try {
+      answer = this.#onReply(reply);
+    } catch (error) {
+      answer = this.#refuseRead(error);
+    }
+    this.#answer(answer);
+  }
+
+  #onReply(reply: UpstreamReply): Answer {
+    const { record } = this;
+    record.bytesIn = (this.#head as EnvelopeHead).wireBytes();
+    if (reply.spooled) {
+      record.outcome = 'spooled';
+      record.cause = reply.spooled.cause;
+      if (reply.spooled.upstreamStatus !== undefined) record.upstreamStatus = reply.spooled.upstreamStatus;
+    } else {
+      record.upstreamStatus = reply.status;
+      record.outcome = 'forwarded';
+    }
+    // Object.assign, not a spread: `{ ...a, ...b }` of these header objects cost ~10 % of a forward's CPU (bench:ab).
+    return { status: reply.status, headers: Object.assign({}, reply.headers, this.cors), body: reply.body };
+  }
+
+  /** A transport failure is an outage (502/504); anything else a Forward rejects with is a bug (500). */
+  #onForwardFailed(error: unknown): Answer {
+    const head = this.#head as EnvelopeHead;
+    return this.#refuseRead(head.failure() ?? (isTransportFailure(error) ? toTunnelError(error) : error));
+  }
+
+  /** The answer to a request refused (or failed) once its body was being read: what arrived is recorded, a stream is let go. */
+  #refuseRead(error: unknown): Answer {
+    const head = this.#head;
+    if (head === undefined) return answerError(this.#ctx, this, error);
+    this.record.bytesIn = head.wireBytes();
+    if (!Buffer.isBuffer(head.body)) (head.body as Readable).destroy();
+    return answerError(this.#ctx, this, error);
+  }
+
+  /** Runs a step that a promise continued (Redis deciding a budget, Sentry's limits being judged). */
+  #continue(step: () => Answer | undefined): void {
+    let answer: Answer | undefined;
+    try {
+      answer = step();
+    } catch (error) {
+      answer = this.#refuseRead(error);
+    }
+    if (answer !== undefined) this.#answer(answer);
+  }
+
+  #answer(answer: Answer): void {
+    // Once: were `respond` to throw inside a step, the step's catch would otherwise answer again.
+    if (this.#answered) return;
+    this.#answered = true;
+    finish(this.#ctx, this, answer, true);
+    this.#respond(answer);
   }
 }
 
@@ -228,13 +368,6 @@ function resolveProject(ctx: TunnelContext, head: EnvelopeHead, named: Project |
   if (project === undefined) return refusal('dsn_not_allowed');
   if (named && project !== named) return new TunnelError('dsn_mismatch', { message: `The envelope DSN does not belong to project "${named.name}".` });
   return project;
-}
-
-/** The answer to a request refused (or failed) once its body was being read: what arrived is recorded, a stream is let go. */
-function refuseRead(ctx: TunnelContext, exchange: Exchange, head: EnvelopeHead, error: unknown): Answer {
-  exchange.record.bytesIn = head.wireBytes();
-  if (!Buffer.isBuffer(head.body)) (head.body as Readable).destroy();
-  return answerError(ctx, exchange, error);
 }
 
 /**

@@ -158,6 +158,10 @@ function createListener(config: Config, parts: TunnelParts, metrics: MetricsEndp
   return (req, res) => {
     const path = pathOf(req.url);
     const inbound = nodeInbound(req, path);
+    const respond = (result: Answer) => {
+      // Installed after the answer is written and before node:http ends the socket (on 'finish').
+      if (writeAnswer(req, res, result, lifecycle.shuttingDown)) lingerOnClose(req);
+    };
     let answer: Promise<Answer>;
     // Probes and scrapes are not traffic: they are logged, but not counted by metrics.
     if (missingHost(req)) answer = pipeline.run(inbound, refuseMissingHost, true);
@@ -165,14 +169,11 @@ function createListener(config: Config, parts: TunnelParts, metrics: MetricsEndp
     else if (metricsOnly) answer = pipeline.run(inbound, notFound, false);
     else {
       const match = tunnelPath(path);
-      if (match) answer = pipeline.tunnel(inbound, match.project, match.tunnelPath);
-      else if (HEALTH_PATHS.has(path)) answer = pipeline.run(inbound, serveHealth, false);
+      if (match) return pipeline.handle(inbound, match.project, match.tunnelPath, respond);
+      if (HEALTH_PATHS.has(path)) answer = pipeline.run(inbound, serveHealth, false);
       else answer = pipeline.run(inbound, notFound, true);
     }
-    void answer.then((result) => {
-      // Installed after the answer is written and before node:http ends the socket (on 'finish').
-      if (writeAnswer(req, res, result, lifecycle.shuttingDown)) lingerOnClose(req);
-    });
+    void answer.then(respond);
   };
 }
 

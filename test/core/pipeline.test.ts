@@ -113,6 +113,29 @@ describe('forwarding', () => {
   });
 });
 
+describe('a failing forward', () => {
+  it('answers 500 internal_error when a forward wrapper throws before returning a promise, and keeps serving', async () => {
+    const broken = await startTestTunnel(
+      { projects: { web: { dsn: sentry.dsn('2') } } },
+      {
+        wrapForward: (forward) => (envelope) => {
+          if (envelope.header.release === 'break') throw new TypeError('not a promise');
+          return forward(envelope);
+        },
+      },
+    );
+    try {
+      const url = `http://127.0.0.1:${broken.address.port}/tunnel`;
+      const body = Buffer.from(`${JSON.stringify({ dsn: sentry.dsn('2'), release: 'break' })}\n{"type":"event"}\n{}\n`);
+      expectError(await send({ url, body }), 'internal_error');
+      expect((await send({ url, body: errorEnvelope(sentry.dsn('2')) })).status).toBe(200);
+      expect(broken.logs().filter((line) => line.msg === 'request').map((line) => line.status)).toEqual([500, 200]);
+    } finally {
+      await broken.shutdown();
+    }
+  });
+});
+
 describe('the allowlist', () => {
   it('refuses a DSN that is not configured with 403 dsn_not_allowed and opens no connection to its host', async () => {
     const before = other.connections;
