@@ -99,7 +99,7 @@ export class RateLimiting {
     // then(), not an async function: one promise fewer per forward.
     const learn = (project: string, reply: UpstreamReply): UpstreamReply | Promise<UpstreamReply> =>
       announcesLimits(reply) ? this.#learn(project, reply).then(() => reply) : reply;
-    return (envelope) => this.#gate.run(() => forward(envelope)).then((reply) => learn(envelope.project, reply));
+    return (envelope) => this.#gate.run(() => forward(envelope), (reply) => learn(envelope.project, reply));
   }
 
   async #learn(project: string, reply: UpstreamReply): Promise<void> {
