@@ -1,5 +1,6 @@
 // node:http ↔ the pipeline: an IncomingMessage is read as an InboundRequest as it is (no copy, no Web
 // Request), and an Answer is written with one writeHead + end.
+import { Buffer } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Answer, InboundRequest } from '../core/exchange.js';
 

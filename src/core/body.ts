@@ -3,7 +3,8 @@
 // Small bodies are buffered whole; larger ones are handed on as a stream of the untouched wire bytes,
 // still counted and decoded on the way so the limits hold to the last byte — unless the caller asks
 // for the whole body (processing rules), which is then read to the end and also kept decoded.
-import { isUtf8 } from 'node:buffer';
+import { Buffer, isUtf8 } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';

@@ -3,6 +3,7 @@
 // Every part keeps the bytes it was parsed from, so serialising an untouched envelope (or an untouched
 // item of a changed one) gives back exactly what arrived. Unknown item types and header fields pass
 // through as they are.
+import { Buffer } from 'node:buffer';
 import { TunnelError } from '../errors.js';
 
 const NEWLINE = 0x0a;

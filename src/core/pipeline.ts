@@ -3,6 +3,8 @@
 // rules) → upstream headers → forward → answer. It knows neither node:http nor the Web Request: an
 // adapter hands it an InboundRequest and writes the Answer. Errors become answers in one function
 // (answerError), and every request is logged and counted in one place (finish).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';

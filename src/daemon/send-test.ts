@@ -1,6 +1,8 @@
 // `sentry-tunnel send-test`: send a real SDK-shaped event through a running tunnel (or, with --direct,
 // straight to Sentry) the way a browser does, show each step, and on failure say why and what to do.
 // Exit 0 Sentry accepted the event, 1 it did not, 2 usage error (bad flags, no usable configuration).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
 import { parseDsn, redactDsn } from '../core/dsn.js';
 import { canonicalPath } from '../core/routes.js';

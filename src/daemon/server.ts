@@ -1,6 +1,7 @@
 // The daemon's node:http listener: createTunnel's pipeline behind the daemon's own routes (the tunnel
 // path, /healthz, /readyz, /metrics), guards against slow clients, and a graceful shutdown (readiness
 // off, listener closed, in-flight requests finished or spooled, pools closed).
+import { Buffer } from 'node:buffer';
 import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { nodeInbound, writeAnswer } from '../adapters/node.js';

@@ -1,6 +1,7 @@
 // The event send-test sends, built with @sentry/core's own envelope and DSN helpers so the bytes are
 // exactly what a Sentry SDK posts. @sentry/core is imported here only: it costs ~150 ms to load,
 // which no other command should pay.
+import { Buffer } from 'node:buffer';
 import { version } from '../version.js';
 
 export const TEST_TAG = 'sentry_tunnel.test';

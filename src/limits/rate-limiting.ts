@@ -2,6 +2,7 @@
 // announced limits and the per-project budget (once the project is known), and around the forwarder
 // the upstream concurrency gate and the bookkeeping of every reply's limits. With rateLimit.redis the
 // budgets and Sentry's limits are shared by every replica.
+import { Buffer } from 'node:buffer';
 import ipaddr from 'ipaddr.js';
 import type { ContentEncoding, EnvelopeHead } from '../core/body.js';
 import { decodeBody } from '../core/body.js';

@@ -2,6 +2,7 @@
 // how fast, and what is waiting. Fed from the one request record each request ends with, plus a
 // Forward wrapper around the real upstream call; labels stay low-cardinality (configured project names,
 // statuses, catalogue codes, clamped item types and categories — never addresses or DSNs).
+import { performance } from 'node:perf_hooks';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { RequestRecord } from '../core/exchange.js';

@@ -2,6 +2,7 @@
 // events built with @sentry/core (loaded only when configured; @sentry/node costs >1 s of start-up),
 // sent straight to Sentry with the tunnel's own upstream client — never through the tunnel's pipeline —
 // at most `maxEventsPerMinute`, and not at all while Sentry says this project is rate-limited.
+import { Buffer } from 'node:buffer';
 import { hostname } from 'node:os';
 import type { Event, Exception, RateLimits, StackParser } from '@sentry/core';
 import type { Config } from '../config/schema.js';

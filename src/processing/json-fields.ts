@@ -2,6 +2,7 @@
 // fields of an event, enrichment replaces or inserts one or two, and everything else keeps its bytes.
 // Parsing and re-serialising a whole 20 KB transaction costs several times the processing budget
 // (bench/processing.mjs), and would also renormalise numbers and escapes nobody asked to change.
+import { Buffer } from 'node:buffer';
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;

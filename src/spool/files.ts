@@ -1,5 +1,6 @@
 // The spool's files on disk: entry names and format, durable writes (temp file, fsync, rename, fsync
 // the directory), the directory lock, and the start-up scan that cleans what a crash left behind.
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { constants } from 'node:fs';

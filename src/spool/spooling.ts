@@ -1,6 +1,7 @@
 // Spooling wrapped around the forwarder: when Sentry cannot take an envelope right now (unreachable,
 // timed out, 5xx) it is written to the spool and the client gets the 200 Sentry would have given; the
 // drainer sends it later. 4xx (429 included) are Sentry's decision and pass through untouched.
+import { Buffer } from 'node:buffer';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { Drainer } from './drainer.js';

@@ -3,6 +3,8 @@
 // (mapped to the catalogue: toTunnelError), telling an observer (metrics) how the call ended.
 // It uses undici 7's native callback names (onConnect/onHeaders/…); the newer onRequestStart/… names
 // are adapted to these through a wrapper object per request, which measured slower (bench/peers/passthrough.ts).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import { type Dispatcher, errors } from 'undici';
 import { TunnelError } from '../errors.js';
 import type { OutboundEnvelope, UpstreamObserver } from './upstream.js';

@@ -1,6 +1,7 @@
 // The way to Sentry: one undici Agent with keep-alive pools per ingest origin, connect and response
 // timeouts, never following redirects (undici 7 follows none unless asked), requests sent with dispatch()
 // and answered through ReplyHandler, and the header allowlists in both directions.
+import { Buffer } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { Agent } from 'undici';
 import type { Config } from '../config/schema.js';
