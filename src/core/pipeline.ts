@@ -71,8 +71,6 @@ export class Lifecycle {
 /** A stage that answers a request; it throws TunnelErrors for refusals. */
 export type Handler = (exchange: Exchange) => Promise<Answer>;
 
-/** Client request headers Sentry may see; everything else (Cookie, Authorization, spoofable IP headers) stays behind. */
-const FORWARDED_REQUEST_HEADERS = ['user-agent', 'origin'] as const;
 export const JSON_CONTENT_TYPE = 'application/json';
 const ENVELOPE_CONTENT_TYPE = 'application/x-sentry-envelope';
 
@@ -390,16 +388,23 @@ function filteredBody(envelopeHeader: Readonly<Record<string, unknown>>): string
   return id === undefined ? '{}' : JSON.stringify({ id });
 }
 
+/**
+ * The request headers Sentry sees: the body's type, encoding and length, the browser's User-Agent,
+ * Origin and client hints, the client's address; everything else (Cookie, Authorization, spoofable IP
+ * headers) stays behind.
+ */
 function upstreamHeaders(ctx: TunnelContext, inbound: InboundRequest, clientIp: string | undefined, encoded: boolean): Record<string, string> {
   const incoming = inbound.headers;
   const headers: Record<string, string> = { 'content-type': header(incoming, 'content-type') || ENVELOPE_CONTENT_TYPE };
   if (encoded) headers['content-encoding'] = header(incoming, 'content-encoding') as string;
   const length = header(incoming, 'content-length');
   if (length !== undefined) headers['content-length'] = length;
-  for (const name of FORWARDED_REQUEST_HEADERS) {
-    const value = header(incoming, name);
-    if (value !== undefined) headers[name] = value;
-  }
+  // Named one by one, not looped over: a property read and write with a constant name is an inline
+  // cache hit, one with a variable name a megamorphic lookup (bench:instructions).
+  const userAgent = header(incoming, 'user-agent');
+  if (userAgent !== undefined) headers['user-agent'] = userAgent;
+  const origin = header(incoming, 'origin');
+  if (origin !== undefined) headers.origin = origin;
   for (const name in incoming) {
     // Client hints (Sec-CH-UA, Sec-CH-UA-Platform, …) help Sentry tell browsers apart.
     if (name.startsWith('sec-ch-ua')) {
