@@ -174,9 +174,12 @@ class BodyReader implements EnvelopeHead, Watched {
   decoded: Buffer | undefined;
   #wireBytes = 0;
   #decodedBytes = 0;
-  #chunks: Buffer[] = [];
+  /** The wire chunks buffered so far: the first alone (a small body usually arrives as one), then all of them in a list. */
+  #firstChunk: Buffer | undefined;
+  #chunks: Buffer[] | undefined;
   #bufferedBytes = 0;
-  #headerParts: Buffer[] = [];
+  /** The header line's parts while it spans chunks (none when it ends in the first). */
+  #headerParts: Buffer[] | undefined;
   #headerBytes = 0;
   /** The header line is the first #headerBytes bytes of this buffer (no view made of the usual one-chunk line). */
   #headerLine: Buffer | undefined;
@@ -258,7 +261,8 @@ class BodyReader implements EnvelopeHead, Watched {
     if (this.#failure) return;
     this.#wireBytes += chunk.length;
     if (this.#wireBytes > this.limits.maxEnvelopeBytes) return this.#fail(new TunnelError('envelope_too_large'));
-    this.#chunks.push(chunk);
+    if (this.#firstChunk === undefined) this.#firstChunk = chunk;
+    else (this.#chunks ??= [this.#firstChunk]).push(chunk);
     this.#bufferedBytes += chunk.length;
     if (this.#decoder) {
       this.#pendingDecodes++;
@@ -277,9 +281,9 @@ class BodyReader implements EnvelopeHead, Watched {
     const length = newline === -1 ? decoded.length : newline;
     this.#headerBytes += length;
     if (this.#headerBytes > this.limits.maxHeaderLineBytes) return this.#fail(new TunnelError('header_too_large'));
-    if (newline === -1) this.#headerParts.push(decoded);
+    if (newline === -1) (this.#headerParts ??= []).push(decoded);
     // The usual envelope: the whole line in the first chunk, read where it is.
-    else if (this.#headerParts.length === 0) this.#headerLine = decoded;
+    else if (this.#headerParts === undefined) this.#headerLine = decoded;
     else {
       this.#headerParts.push(decoded.subarray(0, newline));
       this.#headerLine = joined(this.#headerParts, this.#headerBytes);
@@ -321,7 +325,7 @@ class BodyReader implements EnvelopeHead, Watched {
     if (!listener || this.#failure) return;
     const decodedAll = this.#ended && (!this.#decoder || this.#decoderEnded);
     if (decodedAll && !this.#headerLine) {
-      if (this.#decodedBytes === 0) return this.#fail(new TunnelError('empty_body'));
+      if (this.#decodedBytes === 0 || this.#headerParts === undefined) return this.#fail(new TunnelError('empty_body'));
       this.#headerLine = joined(this.#headerParts, this.#headerBytes);
     }
     if (!this.#headerLine) return;
@@ -340,16 +344,15 @@ class BodyReader implements EnvelopeHead, Watched {
     this.header = header;
     if (decodedAll) {
       // No listener comes off: an ended request emits no more data, and it goes when the request does.
-      const body = joined(this.#chunks, this.#bufferedBytes);
+      const body = this.#chunks ? Buffer.concat(this.#chunks, this.#bufferedBytes) : (this.#firstChunk ?? EMPTY_BODY);
       this.body = body;
       if (this.whole) this.decoded = this.#decodedChunks ? joined(this.#decodedChunks, this.#decodedBytes) : body;
       this.#decodedChunks = undefined;
-      this.#chunks = [];
+      this.#firstChunk = this.#chunks = undefined;
       listener.onHead(this);
       return;
     }
     this.body = this.#startStreaming();
-    this.#chunks = [];
     // Not from inside the request's 'data' event that made the body stream: its consumer starts reading it.
     queueMicrotask(() => listener.onHead(this));
   }
@@ -379,8 +382,9 @@ class BodyReader implements EnvelopeHead, Watched {
       },
     });
     this.#stream = stream;
-    for (const chunk of this.#chunks) stream.push(chunk);
-    this.#chunks = [];
+    if (this.#chunks) for (const chunk of this.#chunks) stream.push(chunk);
+    else if (this.#firstChunk) stream.push(this.#firstChunk);
+    this.#firstChunk = this.#chunks = undefined;
     this.req.once('end', () => this.#markEnded());
     this.req.pipe(stream);
     return stream;
