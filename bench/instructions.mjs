@@ -127,7 +127,7 @@ async function child(root, scenario) {
   const headerText = JSON.stringify({ ...BROWSER_HEADERS, host: '127.0.0.1:8080', 'content-length': String(body.length) });
   const expected = scenario === 0 ? 200 : 403;
   const one =
-    scenario === 2 ? minimum : (req) => parts.pipeline.tunnel({ method: 'POST', path: '/tunnel', headers: JSON.parse(headerText), body: req, peerAddress: '127.0.0.1' }, undefined, '/tunnel');
+    scenario === 2 ? minimum : (req) => parts.pipeline.tunnel({ method: 'POST', path: '/tunnel', headers: JSON.parse(headerText), body: req, peerAddress: '127.0.0.1', closeReportsAbort: true }, undefined, '/tunnel');
   let done = 0;
   const batch = async (count) => {
     const target = done + count;

@@ -12,6 +12,9 @@ export function nodeInbound(req: IncomingMessage, path: string): InboundRequest 
     body: req,
     peerAddress: req.socket?.remoteAddress,
     bodyAlreadyRead: bodyAlreadyRead(req),
+    // IncomingMessage emits 'error' only when it has listeners (node's _http_incoming onError); an
+    // aborted upload always emits 'close'.
+    closeReportsAbort: true,
   };
 }
 

@@ -143,9 +143,15 @@ export interface ReadOptions {
    * now. A caller that has read the clock already saves a read (~500 instructions, bench:instructions).
    */
   readonly since?: number;
+  /**
+   * The body tells of a broken-off upload by 'close' alone and emits 'error' only to listeners
+   * (node:http's IncomingMessage): no 'error' listener is added, one fewer per request. Other streams
+   * (a Web body turned Readable) emit 'error' regardless, which must have a listener.
+   */
+  readonly closeReportsAbort?: boolean;
 }
 
-/** Told once how reading the head ended; a callback pair rather than a promise, one fewer per request (bench:ab). */
+/** Told once how reading the head ended; a callback pair rather than a promise, one fewer per request (bench:instructions). */
 export interface HeadListener {
   /**
    * The header is known. Called from the request's own event (synchronously, for a body read to its
@@ -161,7 +167,7 @@ export interface HeadListener {
 
 /** Reads `req` until the envelope header line is known (and, for small bodies, to the end), then tells `listener`. */
 export function readEnvelopeHead(req: Readable, encoding: ContentEncoding, limits: BodyLimits, options: ReadOptions, listener: HeadListener): void {
-  new BodyReader(req, encoding, limits, options.whole === true, options.record).read(options.since ?? performance.now(), listener);
+  new BodyReader(req, encoding, limits, options.whole === true, options.record).read(options.since ?? performance.now(), listener, options.closeReportsAbort === true);
 }
 
 /**
@@ -235,14 +241,14 @@ class BodyReader implements EnvelopeHead, Watched {
     return this.#failure;
   }
 
-  read(since: number, listener: HeadListener): void {
+  read(since: number, listener: HeadListener, closeReportsAbort: boolean): void {
     this.#listener = listener;
     const { req } = this;
     this.#deadlines.watch(this, since);
     req.on('data', this.#onData);
     req.on('end', this.#onEnd);
-    // These two stay while the body streams: its failures end the stream too.
-    req.on('error', this.#onError);
+    // These stay while the body streams: its failures end the stream too.
+    if (!closeReportsAbort) req.on('error', this.#onError);
     req.on('close', this.#onClose);
     this.#decoder?.on('data', (decoded: Buffer) => this.#onDecoded(decoded));
     this.#decoder?.once('end', () => {

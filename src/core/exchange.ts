@@ -19,6 +19,11 @@ export interface InboundRequest {
    * before any byte is read: the tunnel refuses rather than forward altered bytes.
    */
   readonly bodyAlreadyRead?: string | undefined;
+  /**
+   * The body tells of a broken-off upload by 'close' alone and emits 'error' only to listeners, as
+   * node:http's IncomingMessage does: the body reader then needs no 'error' listener.
+   */
+  readonly closeReportsAbort?: boolean;
 }
 
 /** An answer as plain values, written by the adapter with one writeHead + end (or one Response). */

@@ -267,7 +267,8 @@ class TunnelCall implements Exchange, HeadListener {
     const declaredLength = header(headers, 'content-length');
     const limits = this.#pipeline.limits;
     if (declaredLength !== undefined && Number(declaredLength) > limits.maxEnvelopeBytes) throw new TunnelError('envelope_too_large');
-    readEnvelopeHead(this.inbound.body, this.#encoding, limits, { whole: this.#ctx.processor !== undefined, record: this.record, since: this.started }, this);
+    const options = { whole: this.#ctx.processor !== undefined, record: this.record, since: this.started, closeReportsAbort: this.inbound.closeReportsAbort };
+    readEnvelopeHead(this.inbound.body, this.#encoding, limits, options, this);
     return undefined;
   }
 

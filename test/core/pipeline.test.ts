@@ -6,6 +6,7 @@ import { ERRORS } from '../../src/errors.js';
 import { allByteValues, envelope, errorEnvelope } from '../helpers/envelopes.js';
 import { FakeSentry } from '../helpers/fake-sentry.js';
 import { send } from '../helpers/http.js';
+import { waitForLog } from '../helpers/log-lines.js';
 import { type TestTunnel, startTestTunnel } from '../helpers/tunnel.js';
 
 let sentry: FakeSentry;
@@ -475,6 +476,21 @@ describe('health and logs', () => {
 });
 
 describe('slow clients', () => {
+  it('records a client that breaks off mid-body as request_aborted, forwards nothing, and keeps serving', async () => {
+    const header = `${JSON.stringify({ dsn: sentry.dsn('2') })}\n`;
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(tunnel.address.port, '127.0.0.1', () => {
+        socket.write(`POST /tunnel HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n${header}`, () => setTimeout(() => socket.destroy(), 100));
+      });
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    const [line] = await waitForLog(tunnel, (entry) => entry.msg === 'request' && entry.code === 'request_aborted');
+    expect(line).toMatchObject({ outcome: 'rejected', bytesIn: Buffer.byteLength(header) });
+    expect(sentry.requests).toHaveLength(0);
+    expect((await send({ url: `${base}/tunnel`, body: errorEnvelope(sentry.dsn('2')) })).status).toBe(200);
+  });
+
   it('answers 408 request_timeout when the body does not arrive within server.requestTimeoutMs', async () => {
     const slow = await startTestTunnel({ projects: { web: { dsn: sentry.dsn('2') } }, server: { requestTimeoutMs: 300 } });
     try {
