@@ -8,7 +8,8 @@
 //
 // A variant may also name another build of the CLI ("cli": "/path/to/bin/sentry-tunnel.js", to compare
 // a commit against its parent), and the pass-through takes an environment too
-// ({"passthrough":true,"env":{"PASSTHROUGH_HANDLER":"new"}}).
+// ({"passthrough":true,"env":{"PASSTHROUGH_HANDLER":"new"}}). `"envelope":"foreign"` loads a variant with
+// the same envelope for a DSN it does not forward to, so it answers 403 (the refusal flood's cost).
 //
 // Needs wrk (apt-get install wrk). The first variant is the baseline of the paired ratios. Each variant's
 // median CPU per request, req/s and p99 are printed; BENCH_VERBOSE=1 also prints every round (stderr).
@@ -16,6 +17,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BROWSER_HEADERS, errorEnvelope } from './.build/envelopes.js';
+import { foreignDsn } from './.build/flood.js';
 import { runLoad } from './.build/load.js';
 import { cpuSeconds } from './.build/memory.js';
 import { CLI, benchUpstream, freePort, startPeer, tunnelConfig } from './.build/peers.js';
@@ -31,6 +33,7 @@ const dir = mkdtempSync(join(tmpdir(), 'sentry-tunnel-ab-'));
 const fake = await FakeUpstream.start();
 const upstream = benchUpstream(fake.port);
 const envelope = errorEnvelope(upstream.dsn);
+const foreign = errorEnvelope(foreignDsn(upstream));
 
 /** A variant: the bench's tunnel config with `config` merged into its sections, or the pass-through. */
 async function start(variant) {
@@ -50,7 +53,7 @@ async function start(variant) {
 
 const procs = [];
 for (const variant of variants) procs.push({ ...variant, ...(await start(variant)), cpu: [], rps: [], p99: [] });
-const load = (p, seconds) => runLoad('wrk', { url: p.url, body: envelope.body, headers: BROWSER_HEADERS, connections: 50, durationS: seconds }, dir);
+const load = (p, seconds) => runLoad('wrk', { url: p.url, body: (p.envelope === 'foreign' ? foreign : envelope).body, headers: BROWSER_HEADERS, connections: 50, durationS: seconds }, dir);
 for (const p of procs) await load(p, 8); // warm-up
 for (let round = 0; round < rounds; round++) {
   for (const p of round % 2 ? [...procs].reverse() : procs) {

@@ -1,6 +1,7 @@
 // Refusal floods: sentry-tunnel answering envelopes for a foreign DSN (403) and a client over its
 // per-client budget (429), interleaved round by round with the floor forwarding 2 KB envelopes, so
-// each refusal rate is read against the floor's forwarding rate from the same stretch of time.
+// each refusal rate is read against the floor's forwarding rate from the same stretch of time; and the
+// floor refusing the foreign DSN itself, the least a refusal after the body can cost on the machine.
 import { BROWSER_HEADERS, type BenchEnvelope, errorEnvelope } from './envelopes.js';
 import { type LoadResult, runLoad } from './load.js';
 import { cpuSeconds } from './memory.js';
@@ -10,7 +11,7 @@ import type { FloodSample } from './report.js';
 import type { ThroughputContext } from './throughput.js';
 
 /** A DSN of a project the tunnel does not forward to: same host, another key and project. */
-function foreignDsn(upstream: Upstream): string {
+export function foreignDsn(upstream: Upstream): string {
   return `http://fedcba9876543210fedcba9876543210@127.0.0.1:${upstream.port}/99`;
 }
 
@@ -22,6 +23,7 @@ export async function runFlood(ctx: ThroughputContext, upstream: Upstream, small
     const foreign = errorEnvelope(foreignDsn(upstream));
     const runs: { kind: FloodSample['kind']; peer: RunningPeer; envelope: BenchEnvelope }[] = [
       { kind: 'forward', peer: floor, envelope: small },
+      { kind: 'floor-403', peer: floor, envelope: foreign },
       { kind: '403', peer: tunnel, envelope: foreign },
       { kind: '429', peer: budget, envelope: small },
     ];
@@ -41,7 +43,7 @@ export async function runFlood(ctx: ThroughputContext, upstream: Upstream, small
         const expected = run.kind === 'forward' ? result.errors === 0 : result.errors >= result.requests;
         samples.push({ round, kind: run.kind, load: result, cpuUsPerRequest, expected });
         ctx.log(
-          `  flood round ${round}/${options.rounds} ${run.kind.padEnd(7)} ${Math.round(result.rps).toString().padStart(6)} req/s  p99 ${result.p99Ms} ms  non-2xx ${result.errors}/${result.requests}  CPU ${Math.round(cpuUsPerRequest)} µs/req`,
+          `  flood round ${round}/${options.rounds} ${run.kind.padEnd(9)} ${Math.round(result.rps).toString().padStart(6)} req/s  p99 ${result.p99Ms} ms  non-2xx ${result.errors}/${result.requests}  CPU ${Math.round(cpuUsPerRequest)} µs/req`,
         );
       }
     }

@@ -7,7 +7,8 @@
 // sees JavaScript only; this also sees the kernel, V8's builtins (promises, inline caches, regular
 // expressions) and the garbage collector.
 //
-//   npm run bench:perf -- [seconds=20] [rows=40]        (BENCH_ENVELOPE=20kb: the 20 KB transaction)
+//   npm run bench:perf -- [seconds=20] [rows=40]        (BENCH_ENVELOPE=20kb: the 20 KB transaction;
+//                                                        BENCH_ENVELOPE=foreign: a foreign DSN, both answer 403)
 //
 // Peers run one after the other (rounds alternate), so read it next to bench:ab: a symbol's figure
 // moves by ~10 % between runs, and TurboFan inlines differently in the two programs, so a JS
@@ -17,6 +18,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BROWSER_HEADERS, errorEnvelope, transactionEnvelope } from './.build/envelopes.js';
+import { foreignDsn } from './.build/flood.js';
 import { runLoad } from './.build/load.js';
 import { cpuSeconds } from './.build/memory.js';
 import { CLI, benchUpstream, freePort, hasBinary, tunnelConfig } from './.build/peers.js';
@@ -35,8 +37,10 @@ const rows = Number(process.argv[3] ?? 40);
 const dir = mkdtempSync(join(tmpdir(), 'sentry-tunnel-perf-'));
 const fake = await FakeUpstream.start();
 const upstream = benchUpstream(fake.port);
-// BENCH_ENVELOPE=20kb loads the ~20 KB transaction envelope instead.
-const envelope = process.env.BENCH_ENVELOPE === '20kb' ? transactionEnvelope(upstream.dsn) : errorEnvelope(upstream.dsn);
+// BENCH_ENVELOPE=20kb loads the ~20 KB transaction envelope instead; =foreign the 2 KB one for a DSN
+// neither peer forwards to, so both answer 403 and the upstream leg is left out.
+const kind = process.env.BENCH_ENVELOPE;
+const envelope = kind === '20kb' ? transactionEnvelope(upstream.dsn) : errorEnvelope(kind === 'foreign' ? foreignDsn(upstream) : upstream.dsn);
 
 async function start(name) {
   const port = await freePort();
