@@ -10,6 +10,9 @@
 // a commit against its parent), and the pass-through takes an environment too
 // ({"passthrough":true,"env":{"PASSTHROUGH_HANDLER":"new"}}). `"envelope":"foreign"` loads a variant with
 // the same envelope for a DSN it does not forward to, so it answers 403 (the refusal flood's cost).
+// `"script": "/path/to/peer.js"` runs any Node program as a variant, started as the floor is
+// (`node SCRIPT PORT UPSTREAM_URL DSN`, serving POST /tunnel on 127.0.0.1:PORT): a copy of
+// bench/.build/peers/passthrough.js with one thing changed tells what that one thing costs.
 //
 // Needs wrk (apt-get install wrk). The first variant is the baseline of the paired ratios. Each variant's
 // median CPU per request, req/s and p99 are printed; BENCH_VERBOSE=1 also prints every round (stderr).
@@ -37,6 +40,13 @@ const foreign = errorEnvelope(foreignDsn(upstream));
 
 /** A variant: the bench's tunnel config with `config` merged into its sections, or the pass-through. */
 async function start(variant) {
+  if (variant.script) {
+    const port = await freePort();
+    const args = [variant.script, String(port), `http://127.0.0.1:${upstream.port}/api/${upstream.projectId}/envelope/`, upstream.dsn];
+    const child = startProcess(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } }, 'peer');
+    await waitForPort(port, child);
+    return { pid: child.pid, url: `http://127.0.0.1:${port}/tunnel`, stop: () => stopProcess(child) };
+  }
   if (variant.passthrough) {
     const peer = await startPeer('pass-through', dir, upstream, undefined, variant.env);
     return { pid: peer.pids[0], url: peer.url, stop: () => peer.stop() };
