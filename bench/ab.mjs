@@ -12,7 +12,8 @@
 // the same envelope for a DSN it does not forward to, so it answers 403 (the refusal flood's cost).
 // `"script": "/path/to/peer.js"` runs any Node program as a variant, started as the floor is
 // (`node SCRIPT PORT UPSTREAM_URL DSN`, serving POST /tunnel on 127.0.0.1:PORT): a copy of
-// bench/.build/peers/passthrough.js with one thing changed tells what that one thing costs.
+// bench/.build/peers/passthrough.js with one thing changed tells what that one thing costs, and
+// bench/.build/peers/middleware.js is the tunnel's pipeline embedded in a bare node:http server.
 //
 // Needs wrk (apt-get install wrk). The first variant is the baseline of the paired ratios. Each variant's
 // median CPU per request, req/s and p99 are printed; BENCH_VERBOSE=1 also prints every round (stderr).
