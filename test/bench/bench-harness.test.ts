@@ -1,8 +1,9 @@
-// The benchmark's pure parts: reading wrk's report, and the options that decide what a run measures.
+// The benchmark's pure parts: reading wrk's report, the options that decide what a run measures, and
+// how the refusal floods are judged.
 import { describe, expect, it } from 'vitest';
 import { parseWrk } from '../../bench/load.js';
 import { parseOptions } from '../../bench/options.js';
-import { median } from '../../bench/report.js';
+import { type FloodSample, floodTable, floodTargets, median } from '../../bench/report.js';
 
 const WRK_OUTPUT = `Running 10s test @ http://127.0.0.1:39069/tunnel
   1 threads and 50 connections
@@ -83,5 +84,32 @@ describe('pinning', () => {
     expect(pinning).toBe(true);
     expect(file).toBe('taskset');
     expect(allowed).toBe('1');
+  });
+});
+
+describe('floodTargets', () => {
+  const sample = (round: number, kind: FloodSample['kind'], rps: number): FloodSample => ({
+    round,
+    kind,
+    load: { rps, p50Ms: 1, p99Ms: 2, errors: kind === 'forward' ? 0 : rps * 10, requests: rps * 10 },
+    cpuUsPerRequest: 1e6 / rps,
+    expected: true,
+  });
+  const rounds = (forward: number, least: number, refused: number, budget: number) =>
+    [1, 2, 3].flatMap((round) => [sample(round, 'forward', forward), sample(round, 'floor-403', least), sample(round, '403', refused), sample(round, '429', budget)]);
+
+  it("judges each refusal against the floor's forwarding rate, and names the floor's own 403 next to the 403 target", () => {
+    const [refused, budget] = floodTargets(rounds(10_000, 14_300, 11_100, 16_000));
+    expect(refused).toMatchObject({ figure: "flood answered 403 vs the floor's forwarding rate", measured: "1.11 × (the floor's own 403: 1.43 ×)", holds: false });
+    expect(budget).toMatchObject({ measured: '1.60 ×', holds: true });
+    expect(floodTable(rounds(10_000, 14_300, 11_100, 16_000), 50, 10, 'wrk')).toContain('| the floor, foreign DSN (403): the least a refusal costs | 14,300 (14,300–14,300) |');
+  });
+
+  it('holds at 1.5 × and leaves the note out when the floor did not refuse', () => {
+    const samples = rounds(10_000, 0, 15_000, 15_000).filter((s) => s.kind !== 'floor-403');
+    expect(floodTargets(samples).map((t) => [t.measured, t.holds])).toEqual([
+      ['1.50 ×', true],
+      ['1.50 ×', true],
+    ]);
   });
 });
