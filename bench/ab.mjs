@@ -24,7 +24,7 @@ import { BROWSER_HEADERS, errorEnvelope } from './.build/envelopes.js';
 import { foreignDsn } from './.build/flood.js';
 import { runLoad } from './.build/load.js';
 import { cpuSeconds } from './.build/memory.js';
-import { CLI, benchUpstream, freePort, startPeer, tunnelConfig } from './.build/peers.js';
+import { CLI, benchUpstream, envelopeUrl, freePort, startPeer, tunnelConfig } from './.build/peers.js';
 import { installCleanup, startProcess, stopProcess, waitForPort } from './.build/processes.js';
 import { median } from './.build/report.js';
 import { FakeUpstream } from './.build/upstream-control.js';
@@ -39,25 +39,23 @@ const upstream = benchUpstream(fake.port);
 const envelope = errorEnvelope(upstream.dsn);
 const foreign = errorEnvelope(foreignDsn(upstream));
 
-/** A variant: the bench's tunnel config with `config` merged into its sections, or the pass-through. */
+/** A variant: the bench's tunnel config with `config` merged into its sections, a script started as the floor is, or the pass-through. */
 async function start(variant) {
-  if (variant.script) {
-    const port = await freePort();
-    const args = [variant.script, String(port), `http://127.0.0.1:${upstream.port}/api/${upstream.projectId}/envelope/`, upstream.dsn];
-    const child = startProcess(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } }, 'peer');
-    await waitForPort(port, child);
-    return { pid: child.pid, url: `http://127.0.0.1:${port}/tunnel`, stop: () => stopProcess(child) };
-  }
   if (variant.passthrough) {
     const peer = await startPeer('pass-through', dir, upstream, undefined, variant.env);
     return { pid: peer.pids[0], url: peer.url, stop: () => peer.stop() };
   }
   const port = await freePort();
-  const config = tunnelConfig(port, upstream);
-  for (const [section, values] of Object.entries(variant.config ?? {})) config[section] = { ...config[section], ...values };
-  const file = join(dir, `${variant.name}.json`);
-  writeFileSync(file, JSON.stringify(config));
-  const child = startProcess(process.execPath, [variant.cli ?? CLI, 'serve', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } }, 'peer');
+  let args;
+  if (variant.script) args = [variant.script, String(port), envelopeUrl(upstream), upstream.dsn];
+  else {
+    const config = tunnelConfig(port, upstream);
+    for (const [section, values] of Object.entries(variant.config ?? {})) config[section] = { ...config[section], ...values };
+    const file = join(dir, `${variant.name}.json`);
+    writeFileSync(file, JSON.stringify(config));
+    args = [variant.cli ?? CLI, 'serve', '--config', file];
+  }
+  const child = startProcess(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...variant.env } }, 'peer');
   await waitForPort(port, child);
   return { pid: child.pid, url: `http://127.0.0.1:${port}/tunnel`, stop: () => stopProcess(child) };
 }

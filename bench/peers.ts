@@ -39,6 +39,11 @@ export function benchUpstream(port: number): Upstream {
   return { port, projectId: '2', dsn: `http://0123456789abcdef0123456789abcdef@127.0.0.1:${port}/2` };
 }
 
+/** Where a floor-like peer (`node SCRIPT PORT UPSTREAM_URL DSN`) posts: the fake upstream's envelope endpoint. */
+export function envelopeUrl(upstream: Upstream): string {
+  return `http://127.0.0.1:${upstream.port}/api/${upstream.projectId}/envelope/`;
+}
+
 export interface RunningPeer {
   readonly name: PeerName;
   /** Where envelopes are posted. */
@@ -114,7 +119,7 @@ export async function startPeer(name: PeerName, dir: string, upstream: Upstream,
       break;
     }
     case 'pass-through':
-      ({ child, url } = await spawnPeer(name, dir, port, process.execPath, node(join(BUILD_DIR, 'peers', 'passthrough.js'), String(port), `http://${upstreamHost}/api/${upstream.projectId}/envelope/`, upstream.dsn), env));
+      ({ child, url } = await spawnPeer(name, dir, port, process.execPath, node(join(BUILD_DIR, 'peers', 'passthrough.js'), String(port), envelopeUrl(upstream), upstream.dsn), env));
       break;
     case 'express':
       ({ child, url } = await spawnPeer(name, dir, port, process.execPath, node(join(BUILD_DIR, 'peers', 'express-handler.js'), String(port), upstreamHost, upstream.projectId)));

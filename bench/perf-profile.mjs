@@ -21,7 +21,7 @@ import { BROWSER_HEADERS, errorEnvelope, transactionEnvelope } from './.build/en
 import { foreignDsn } from './.build/flood.js';
 import { runLoad } from './.build/load.js';
 import { cpuSeconds } from './.build/memory.js';
-import { CLI, benchUpstream, freePort, hasBinary, tunnelConfig } from './.build/peers.js';
+import { CLI, benchUpstream, envelopeUrl, freePort, hasBinary, tunnelConfig } from './.build/peers.js';
 import { installCleanup, startProcess, stopProcess, waitForPort } from './.build/processes.js';
 import { FakeUpstream } from './.build/upstream-control.js';
 
@@ -46,7 +46,7 @@ async function start(name) {
   const port = await freePort();
   let args;
   if (name === 'pass-through') {
-    args = [join(import.meta.dirname, '.build', 'peers', 'passthrough.js'), String(port), `http://127.0.0.1:${upstream.port}/api/${upstream.projectId}/envelope/`, upstream.dsn];
+    args = [join(import.meta.dirname, '.build', 'peers', 'passthrough.js'), String(port), envelopeUrl(upstream), upstream.dsn];
   } else {
     const file = join(dir, 'tunnel.json');
     writeFileSync(file, JSON.stringify(tunnelConfig(port, upstream)));
