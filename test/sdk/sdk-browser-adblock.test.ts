@@ -11,6 +11,7 @@ import { FakeSentry } from '../helpers/fake-sentry.js';
 import { blockedBy, filterListsMissing, filterListsText } from '../helpers/filter-lists.js';
 import { REPO } from '../helpers/run-cli.js';
 import { PageServer, type SentryPageOptions } from '../helpers/sentry-page.js';
+import { waitForLog } from '../helpers/log-lines.js';
 import { type TestTunnel, startTestTunnel } from '../helpers/tunnel.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -121,14 +122,17 @@ describe.skipIf(missing !== undefined)('@sentry/browser behind a real ad blocker
     const tunnel = await startTestTunnel({ server: { path: bases }, projects: { web: { dsn: sentry.dsn() } } });
     tunnels.push(tunnel);
     const origin = new URL(tunnel.url).origin;
+    const isRequest = (line: Record<string, unknown>) => line.msg === 'request';
     for (const path of paths) {
       expect(blockedBy(blocker, `https://app.example.com${path}`), path).toBeUndefined();
       const page = await openPage({ init: { dsn: sentry.dsn(), tunnel: `${origin}${path}` } });
       const eventId = await page.evaluate(() => Sentry.captureMessage('via a README path'));
       await waitFor(`the event sent to ${path} upstream`, () => sentry.requests.some((request) => request.body.includes(eventId)));
+      // The request line is written just after the answer, which comes after the forward reached upstream.
+      await waitForLog(tunnel, (line) => isRequest(line) && line.path === path);
     }
     expect(blocked).toEqual([]);
-    expect(tunnel.logs().filter((line) => line.msg === 'request').map((line) => line.path)).toEqual(paths);
+    expect(tunnel.logs().filter(isRequest).map((line) => line.path)).toEqual(paths);
   });
 
   it('measures the README table: each URL is blocked by the rule it names, or by none', () => {
