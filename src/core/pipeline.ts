@@ -391,7 +391,7 @@ function filteredBody(envelopeHeader: Readonly<Record<string, unknown>>): string
 
 /**
  * The request headers Sentry sees: the body's type, encoding and length, the browser's User-Agent,
- * Origin and client hints, the client's address; everything else (Cookie, Authorization, spoofable IP
+ * Origin and the client hints Relay reads, the client's address; everything else (Cookie, Authorization, spoofable IP
  * headers) stays behind.
  */
 function upstreamHeaders(ctx: TunnelContext, inbound: InboundRequest, clientIp: string | undefined, encoded: boolean): Record<string, string> {
@@ -406,13 +406,16 @@ function upstreamHeaders(ctx: TunnelContext, inbound: InboundRequest, clientIp: 
   if (userAgent !== undefined) headers['user-agent'] = userAgent;
   const origin = header(incoming, 'origin');
   if (origin !== undefined) headers.origin = origin;
-  for (const name in incoming) {
-    // Client hints (Sec-CH-UA, Sec-CH-UA-Platform, …) help Sentry tell browsers apart.
-    if (name.startsWith('sec-ch-ua')) {
-      const value = incoming[name];
-      if (typeof value === 'string') headers[name] = value;
-    }
-  }
+  // The client hints Relay reads to tell browsers apart (relay-event-normalization's ClientHints),
+  // named, not found by looping over every header with a variable name (bench:ab).
+  const ua = header(incoming, 'sec-ch-ua');
+  if (ua !== undefined) headers['sec-ch-ua'] = ua;
+  const platform = header(incoming, 'sec-ch-ua-platform');
+  if (platform !== undefined) headers['sec-ch-ua-platform'] = platform;
+  const platformVersion = header(incoming, 'sec-ch-ua-platform-version');
+  if (platformVersion !== undefined) headers['sec-ch-ua-platform-version'] = platformVersion;
+  const model = header(incoming, 'sec-ch-ua-model');
+  if (model !== undefined) headers['sec-ch-ua-model'] = model;
   if (ctx.config.upstream.forwardClientIp && clientIp !== undefined) headers['x-forwarded-for'] = clientIp;
   return headers;
 }

@@ -248,6 +248,10 @@ describe('headers', () => {
         origin: 'https://app.example.com',
         'sec-ch-ua': '"Chromium";v="140"',
         'sec-ch-ua-platform': '"Linux"',
+        'sec-ch-ua-platform-version': '"6.8.0"',
+        'sec-ch-ua-model': '"Pixel 9"',
+        'sec-ch-ua-mobile': '?0',
+        'sec-ch-ua-full-version-list': '"Chromium";v="140.0.7339.80"',
         cookie: 'session=secret',
         authorization: 'Bearer secret',
         'x-forwarded-for': '203.0.113.9',
@@ -264,8 +268,11 @@ describe('headers', () => {
     expect(headers.origin).toBe('https://app.example.com');
     expect(headers['sec-ch-ua']).toBe('"Chromium";v="140"');
     expect(headers['sec-ch-ua-platform']).toBe('"Linux"');
+    expect(headers['sec-ch-ua-platform-version']).toBe('"6.8.0"');
+    expect(headers['sec-ch-ua-model']).toBe('"Pixel 9"');
     expect(headers['x-forwarded-for']).toBe('127.0.0.1');
-    for (const name of ['cookie', 'authorization', 'x-sentry-forwarded-for', 'cf-connecting-ip', 'x-vercel-forwarded-for', 'x-real-ip', 'x-custom']) {
+    // Hints Sentry does not read stay behind, as every header not named above does.
+    for (const name of ['sec-ch-ua-mobile', 'sec-ch-ua-full-version-list', 'cookie', 'authorization', 'x-sentry-forwarded-for', 'cf-connecting-ip', 'x-vercel-forwarded-for', 'x-real-ip', 'x-custom']) {
       expect(headers[name], name).toBeUndefined();
     }
   });
