@@ -109,7 +109,7 @@ async function child(root, scenario) {
   const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
   const reply = Buffer.from('{"id":"f88058b96591610ec78219a593155b4d"}');
   // Sentry's answer comes from a stub in place of undici's dispatch(), so the whole forward chain runs
-  // (the wrappers, Upstream.forward, its ReplyHandler) and only undici's own work and the socket do not.
+  // (the gate, Upstream.send, its ReplyHandler) and only undici's own work and the socket do not.
   const { Agent } = await import('undici');
   const replyHeaders = [Buffer.from('Content-Type'), Buffer.from('application/json'), Buffer.from('Content-Length'), Buffer.from(String(reply.length))];
   Agent.prototype.dispatch = function (_options, handler) {

@@ -24,7 +24,7 @@ import { SelfMonitor } from './observability/self-monitoring.js';
 import { Processor } from './processing/processing.js';
 import { type Spooling, startSpooling } from './spool/spooling.js';
 import { untraced } from './upstream/untraced.js';
-import { type Forward, Upstream } from './upstream/upstream.js';
+import { type Forward, Upstream, forwardOf, sendOf } from './upstream/upstream.js';
 
 export type { FetchInfo } from './adapters/fetch.js';
 
@@ -196,7 +196,7 @@ export async function openTunnel(config: Config, options: TunnelOptions): Promis
   const logger = options.logger ?? createLogger(config.log);
   const projects = new ProjectRegistry(config.projects);
   const upstream = new Upstream(config.upstream);
-  const send = untraced(upstream.forward);
+  const send = untraced(upstream.send);
   const lifecycle = new Lifecycle();
   let rateLimiting: RateLimiting | undefined;
   let spooling: Spooling | undefined;
@@ -210,16 +210,24 @@ export async function openTunnel(config: Config, options: TunnelOptions): Promis
     // Straight to the undici upstream: the tunnel's own errors never travel its pipeline, limits or spool.
     const selfMonitor = await SelfMonitor.create(config.selfMonitoring, {
       logger,
-      send,
+      send: forwardOf(send),
       onOutcome: metrics && ((outcome) => metrics.selfMonitoringEvent(outcome)),
     });
     rateLimiting = await RateLimiting.create(config, projects, logger);
-    let forward = metrics ? untraced(upstream.observedBy(metrics.upstreamObserver(projects.byName.values()))) : send;
+    let toSentry = metrics ? untraced(upstream.observedBy(metrics.upstreamObserver(projects.byName.values()))) : send;
     // Next to the upstream: the concurrency gate and Sentry's limits see every call to Sentry (the spool's re-sends too).
-    forward = rateLimiting.wrapForward(forward);
-    if (options.wrapForward) forward = options.wrapForward(forward);
-    // Spooling is the outermost wrapper: it sees the final word of everything inside, and its drainer re-sends through all of it.
-    if (config.spool.dir !== undefined) spooling = await startSpooling({ ...config.spool, dir: resolve(config.spool.dir) }, forward, projects, logger);
+    toSentry = rateLimiting.wrapSend(toSentry);
+    // The wrappers written against a promise (an app's, the spool) take the chain as a Forward.
+    if (options.wrapForward || config.spool.dir !== undefined) {
+      let forward = forwardOf(toSentry);
+      if (options.wrapForward) forward = options.wrapForward(forward);
+      // Spooling is the outermost wrapper: it sees the final word of everything inside, and its drainer re-sends through all of it.
+      if (config.spool.dir !== undefined) {
+        spooling = await startSpooling({ ...config.spool, dir: resolve(config.spool.dir) }, forward, projects, logger);
+        forward = spooling.forward;
+      }
+      toSentry = sendOf(forward);
+    }
     if (metrics && spooling) metrics.watchSpool(spooling.spool);
     const limiting = rateLimiting;
     const requestLog = createRequestLog(logger, config.log);
@@ -229,7 +237,7 @@ export async function openTunnel(config: Config, options: TunnelOptions): Promis
       projects,
       cors: new CorsPolicy(config.cors),
       clientIp: warnOnUntrustedProxyHeaders(createClientIpResolver(config.server.trustProxy), config.server.trustProxy, logger),
-      forward: spooling?.forward ?? forward,
+      send: toSentry,
       rateLimiting: limiting,
       logger,
       lifecycle,

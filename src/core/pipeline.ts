@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { TunnelError, errorBody, refusal } from '../errors.js';
 import type { RateLimiting, Refusal } from '../limits/rate-limiting.js';
 import type { Processor } from '../processing/processing.js';
-import { type Forward, type UpstreamReply, isTransportFailure, promiseOf, toTunnelError } from '../upstream/upstream.js';
+import { type ReplySink, type Send, type UpstreamReply, isTransportFailure, toTunnelError } from '../upstream/upstream.js';
 import { type BodyLimits, type ContentEncoding, type EnvelopeHead, type HeadListener, parseContentEncoding, readEnvelopeHead } from './body.js';
 import type { ClientIpResolver } from './client-ip.js';
 import { ALLOWED_METHODS, type CorsPolicy } from './cors.js';
@@ -26,7 +26,8 @@ export interface TunnelContext {
   readonly projects: ProjectRegistry;
   readonly cors: CorsPolicy;
   readonly clientIp: ClientIpResolver;
-  readonly forward: Forward;
+  /** The way to Sentry; the request's TunnelCall is told how it ended. */
+  readonly send: Send;
   readonly rateLimiting: RateLimiting;
   readonly logger: Logger;
   readonly lifecycle: Lifecycle;
@@ -94,7 +95,7 @@ export class Pipeline {
 
   /**
    * tunnel(), the answer handed to `respond` (once, always) instead of a promise: what the daemon and
-   * the middleware call. A forwarded envelope then takes the forward chain's promises and no others.
+   * the middleware call. A forwarded envelope then takes no promise (without a spool or a wrapForward).
    */
   handle(inbound: InboundRequest, project: string | undefined, route: string | undefined, respond: (answer: Answer) => void): void {
     new TunnelCall(this, inbound, project, route, respond).start();
@@ -149,9 +150,10 @@ function finish(ctx: TunnelContext, exchange: Exchange, answer: Answer, traffic:
  * (#afterProject), Sentry's reply (#onReply). A step returns the answer when it has one, or undefined
  * when a later step will give it; whatever a step throws becomes the answer (answerError).
  * Callbacks, not an async function: awaiting the client budget, the body and the forward cost a
- * forward seven promises and their jobs; now it takes only the forward chain's (bench:ab).
+ * forward seven promises and their jobs (bench:ab); the call is also the sink of Sentry's reply (ReplySink),
+ * so the forward chain adds none either.
  */
-class TunnelCall implements Exchange, HeadListener {
+class TunnelCall implements Exchange, HeadListener, ReplySink {
   readonly record: RequestRecord;
   readonly started: number;
   cors?: Readonly<Record<string, string>>;
@@ -293,14 +295,12 @@ class TunnelCall implements Exchange, HeadListener {
         outgoing['content-length'] = String(processed.length);
       }
     }
-    promiseOf(ctx.forward, { project: project.name, target: project.target, header: head.header, headers: outgoing, body }).then(
-      (reply) => this.#replied(reply),
-      (error: unknown) => this.#answer(this.#onForwardFailed(error)),
-    );
+    ctx.send({ project: project.name, target: project.target, header: head.header, headers: outgoing, body }, this);
     return undefined;
   }
 
-  #replied(reply: UpstreamReply): void {
+  /** Sentry's reply (ReplySink): the answer. */
+  replied(reply: UpstreamReply): void {
     let answer: Answer;
     try {
       answer = this.#onReply(reply);
@@ -325,10 +325,10 @@ class TunnelCall implements Exchange, HeadListener {
     return { status: reply.status, headers: Object.assign({}, reply.headers, this.cors), body: reply.body };
   }
 
-  /** A transport failure is an outage (502/504); anything else a Forward rejects with is a bug (500). */
-  #onForwardFailed(error: unknown): Answer {
+  /** No reply (ReplySink): a transport failure is an outage (502/504); anything else a step fails with is a bug (500). */
+  failed(error: unknown): void {
     const head = this.#head as EnvelopeHead;
-    return this.#refuseRead(head.failure() ?? (isTransportFailure(error) ? toTunnelError(error) : error));
+    this.#answer(this.#refuseRead(head.failure() ?? (isTransportFailure(error) ? toTunnelError(error) : error)));
   }
 
   /** The answer to a request refused (or failed) once its body was being read: what arrived is recorded, a stream is let go. */

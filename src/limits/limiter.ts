@@ -4,7 +4,6 @@
 // requests in flight to Sentry and the requests waiting for them.
 import Bottleneck from 'bottleneck';
 import { TunnelError } from '../errors.js';
-import { promiseOf } from '../upstream/upstream.js';
 import type { RedisLink } from './redis.js';
 
 export interface Admission {
@@ -183,13 +182,19 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  * Bottleneck: Bottleneck's in-process limiter passes every job through several setTimeout(0) turns,
  * one submission at a time, which capped it at a few hundred requests a second here.
  */
-/** A power of two: the UpstreamGate times one task in this many. */
+/** A power of two: the UpstreamGate times one call in this many. */
 const SAMPLED_TASKS = 8;
+
+/** A call to Sentry, waiting for and then holding one of the UpstreamGate's slots. */
+export interface GateEntry {
+  /** The slot is this call's now; it gives it back with leave(stamp). */
+  start(stamp: number): void;
+}
 
 export class UpstreamGate {
   readonly #maxConcurrent: number;
   readonly #maxQueued: number;
-  readonly #waiting: (() => void)[] = [];
+  readonly #waiting: GateEntry[] = [];
   #running = 0;
   /** Moving average of how long Sentry takes, to tell refused clients how long the queue needs. */
   #averageMs = 100;
@@ -209,42 +214,41 @@ export class UpstreamGate {
   }
 
   /**
-   * Runs `task` in a slot: at once when one is free, else after a running task ends; refuses past the
-   * queue. `then`, when given, maps the task's value once the slot is free again (in the same reaction:
-   * one promise fewer than a then() on the result).
+   * Starts `entry` in a slot: at once when one is free, else once a running call leaves. Past the
+   * queue it is refused: the overloaded error is returned, and `entry` never starts.
    */
-  run<T, R = T>(task: () => Promise<T>, then?: (value: T) => R | Promise<R>): Promise<R> {
+  enter(entry: GateEntry): TunnelError | undefined {
     if (this.#running < this.#maxConcurrent) {
       this.#running++;
-      return this.#start(task, then);
+      entry.start(this.#stamp());
+      return undefined;
     }
-    if (this.#waiting.length >= this.#maxQueued) return Promise.reject(new TunnelError('overloaded', { headers: { 'retry-after': String(this.#drainSeconds()) } }));
-    // The slot is handed over by the request that finishes (#release), not taken again.
-    return new Promise<void>((resolve) => this.#waiting.push(resolve)).then(() => this.#start(task, then));
+    if (this.#waiting.length >= this.#maxQueued) return new TunnelError('overloaded', { headers: { 'retry-after': String(this.#drainSeconds()) } });
+    this.#waiting.push(entry);
+    return undefined;
   }
 
-  /** `task` in the slot this request holds; then() rather than an async function: one promise fewer per forward. */
-  #start<T, R>(task: () => Promise<T>, then: ((value: T) => R | Promise<R>) | undefined): Promise<R> {
-    // One task in SAMPLED_TASKS is timed, for an estimate in seconds: two clock reads per forward cost
-    // more than the rest of the gate (bench:instructions). Date.now(), not performance.now(): half the cost.
-    const started = (this.#tasks++ & (SAMPLED_TASKS - 1)) === 0 ? Date.now() : -1;
-    return promiseOf(task, undefined).then(
-      (value) => {
-        this.#release(started);
-        return then ? then(value) : (value as unknown as R);
-      },
-      (error: unknown) => {
-        this.#release(started);
-        throw error;
-      },
-    );
-  }
-
-  #release(started: number): void {
-    if (started >= 0) this.#averageMs += (Date.now() - started - this.#averageMs) / 16;
+  /** Gives back the slot of the call that started with `stamp`: the first waiting call takes it over. */
+  leave(stamp: number): void {
+    if (stamp >= 0) this.#averageMs += (Date.now() - stamp - this.#averageMs) / 16;
     const next = this.#waiting.shift();
-    if (next) next();
-    else this.#running--;
+    if (next === undefined) {
+      this.#running--;
+      return;
+    }
+    // In a microtask, not inside the call that left: a queue of calls failing at once would otherwise
+    // start each other one stack frame deeper every time.
+    const nextStamp = this.#stamp();
+    queueMicrotask(() => next.start(nextStamp));
+  }
+
+  /**
+   * One call in SAMPLED_TASKS is timed, for an estimate in seconds: two clock reads per forward cost
+   * more than the rest of the gate (bench:instructions). Date.now(), not performance.now(): half the
+   * cost. -1 for a call not timed.
+   */
+  #stamp(): number {
+    return (this.#tasks++ & (SAMPLED_TASKS - 1)) === 0 ? Date.now() : -1;
   }
 
   /** Whole seconds until the queue has likely drained, between 1 and 60. */

@@ -7,7 +7,7 @@ import { Buffer } from 'node:buffer';
 import { performance } from 'node:perf_hooks';
 import { type Dispatcher, errors } from 'undici';
 import { TunnelError } from '../errors.js';
-import type { OutboundEnvelope, UpstreamObserver } from './upstream.js';
+import type { OutboundEnvelope, ReplySink, UpstreamObserver } from './upstream.js';
 
 /** Response headers from Sentry that reach the client; everything else (Set-Cookie, HSTS, …) stays behind. */
 export const RESPONSE_HEADER_ALLOWLIST = ['content-type', 'retry-after', 'x-sentry-rate-limits', 'x-sentry-error'] as const;
@@ -42,12 +42,6 @@ function allowlistedName(raw: Buffer): string | undefined {
   return undefined;
 }
 
-export interface Reply {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body: Buffer;
-}
-
 type Abort = (reason?: Error) => void;
 
 export class ReplyHandler implements Dispatcher.DispatchHandler {
@@ -64,8 +58,7 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
   readonly #startedAt: number;
 
   constructor(
-    private readonly resolve: (reply: Reply) => void,
-    private readonly reject: (error: unknown) => void,
+    private readonly sink: ReplySink,
     private readonly envelope: OutboundEnvelope,
     private readonly observer: UpstreamObserver | undefined,
   ) {
@@ -121,7 +114,8 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
     this.#chunks = [];
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#size);
     this.observer?.answered(this.envelope, this.#status, this.#startedAt);
-    this.resolve({ status: this.#status, headers: this.#headers, body });
+    // Told from inside undici's callback: the sink answers the client now, not a microtask later.
+    this.sink.replied({ status: this.#status, headers: this.#headers, body });
   }
 
   /** Connection failures, timeouts, aborts (signal, size cap), and the request body's own stream failing. */
@@ -149,7 +143,7 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
     this.#chunks = [];
     const error = toTunnelError(cause);
     this.observer?.failed(this.envelope, error, clientFailed, this.#startedAt);
-    this.reject(error);
+    this.sink.failed(error);
   }
 
   #unlisten(): void {

@@ -8,7 +8,7 @@
 // Suppressed, @sentry/node still writes an unsampled sentry-trace header on the request it sees created;
 // the tunnel takes such headers off its own requests just before undici writes them.
 import { channel } from 'node:diagnostics_channel';
-import type { Forward } from './upstream.js';
+import type { Send } from './upstream.js';
 
 type Run<T> = () => T;
 
@@ -107,16 +107,17 @@ function onRequestCreated(message: unknown): void {
 }
 
 /**
- * `forward` with tracing suppressed; looked up per call, as the app's SDK may start after the tunnel.
- * Costs nothing while nobody listens to undici's requests (the daemon).
+ * `send` with tracing suppressed; looked up per call, as the app's SDK may start after the tunnel.
+ * Costs nothing while nobody listens to undici's requests (the daemon). undici creates the request
+ * inside dispatch(), so within the suppressed scope.
  */
-export function untraced(forward: Forward): Forward {
-  return (envelope) => {
-    if (!requestCreated.hasSubscribers) return forward(envelope);
+export function untraced(send: Send): Send {
+  return (envelope, sink) => {
+    if (!requestCreated.hasSubscribers) return send(envelope, sink);
     if (!listening) {
       listening = true;
       requestCreated.subscribe(onRequestCreated);
     }
-    return withoutTracing(() => forward({ ...envelope, headers: { ...envelope.headers, [MARKER]: '1' } }));
+    withoutTracing(() => send({ ...envelope, headers: { ...envelope.headers, [MARKER]: '1' } }, sink));
   };
 }

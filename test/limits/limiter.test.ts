@@ -1,7 +1,7 @@
 // The window budgets in one process, and the upstream concurrency gate.
 import { describe, expect, it } from 'vitest';
 import { TunnelError } from '../../src/errors.js';
-import { UpstreamGate, WindowLimiter } from '../../src/limits/limiter.js';
+import { type GateEntry, UpstreamGate, WindowLimiter } from '../../src/limits/limiter.js';
 
 describe('WindowLimiter (in-process)', () => {
   it('admits exactly max per key under concurrent takes, and keys do not share', async () => {
@@ -59,43 +59,54 @@ function deferred() {
 }
 
 describe('UpstreamGate', () => {
+  /** A call that records when it started and with which stamp. */
+  function call(order: number[], index: number): GateEntry & { stamp: number } {
+    const entry = {
+      stamp: Number.NaN,
+      start(stamp: number) {
+        order.push(index);
+        entry.stamp = stamp;
+      },
+    };
+    return entry;
+  }
+
   it('runs at most maxConcurrent, queues maxQueued in order, refuses the next with 503 overloaded', async () => {
     const gate = new UpstreamGate(2, 2);
     const order: number[] = [];
-    const gates = Array.from({ length: 4 }, () => deferred());
-    const runs = gates.map((d, index) =>
-      gate.run(async () => {
-        order.push(index);
-        await d.promise;
-        return index;
-      }),
-    );
-    await Promise.resolve();
+    const calls = [0, 1, 2, 3].map((index) => call(order, index));
+    for (const entry of calls) expect(gate.enter(entry)).toBeUndefined();
     expect(gate.running).toBe(2);
     expect(gate.queued).toBe(2);
     expect(order).toEqual([0, 1]);
 
-    const refused = await gate.run(() => Promise.resolve(99)).catch((error: unknown) => error);
+    const refused = gate.enter(call(order, 99));
     expect(refused).toBeInstanceOf(TunnelError);
-    expect((refused as TunnelError).code).toBe('overloaded');
-    expect((refused as TunnelError).status).toBe(503);
-    expect(Number((refused as TunnelError).headers?.['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(refused?.code).toBe('overloaded');
+    expect(refused?.status).toBe(503);
+    expect(Number(refused?.headers?.['retry-after'])).toBeGreaterThanOrEqual(1);
 
-    gates[1]?.resolve();
-    await runs[1];
-    await new Promise((resolve) => setImmediate(resolve));
+    // The slot is handed to the first waiting call, in a microtask.
+    gate.leave((calls[1] as { stamp: number }).stamp);
+    expect(order).toEqual([0, 1]);
+    await Promise.resolve();
     expect(order).toEqual([0, 1, 2]);
     expect(gate.running).toBe(2);
-    for (const d of gates) d.resolve();
-    expect(await Promise.all(runs)).toEqual([0, 1, 2, 3]);
+    expect(gate.queued).toBe(1);
+    for (const index of [0, 2]) gate.leave((calls[index] as { stamp: number }).stamp);
+    await Promise.resolve();
+    expect(order).toEqual([0, 1, 2, 3]);
+    expect(gate.running).toBe(1);
+    gate.leave((calls[3] as { stamp: number }).stamp);
     expect(gate.running).toBe(0);
     expect(gate.queued).toBe(0);
   });
 
-  it('frees the slot when a task fails', async () => {
-    const gate = new UpstreamGate(1, 0);
-    await expect(gate.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
-    expect(await gate.run(() => Promise.resolve('ok'))).toBe('ok');
-    expect(gate.running).toBe(0);
+  it('times one call in eight: the others start with the stamp -1', () => {
+    const gate = new UpstreamGate(100, 0);
+    const order: number[] = [];
+    const calls = Array.from({ length: 16 }, (_, index) => call(order, index));
+    for (const entry of calls) gate.enter(entry);
+    expect(calls.map((entry) => entry.stamp >= 0)).toEqual(Array.from({ length: 16 }, (_, index) => index % 8 === 0));
   });
 });

@@ -227,6 +227,24 @@ describe('upstream concurrency', () => {
   });
 });
 
+describe('upstream concurrency after failures', () => {
+  it('gives the slot back when the call to Sentry fails: the next envelope is forwarded, not refused', async () => {
+    const t = await start({ maxConcurrent: 1, maxQueued: 0 });
+    sentry.reply = { reset: true };
+    for (let i = 0; i < 3; i++) {
+      const failed = await t.post(errorEnvelope(sentry.dsn()), from('203.0.113.20'));
+      expect(failed.status).toBe(502);
+      expect(((await failed.json()) as { code?: string }).code).toBe('upstream_unavailable');
+    }
+    sentry.reply = {};
+    const forwarded = await t.post(errorEnvelope(sentry.dsn()), from('203.0.113.20'));
+    expect(forwarded.status).toBe(200);
+    await forwarded.arrayBuffer();
+    // Each reached Sentry: a slot kept by a failed call would have had the next refused 503 overloaded.
+    expect(sentry.requests).toHaveLength(4);
+  });
+});
+
 describe('configuration', () => {
   it('lists every rate-limit problem with its path', () => {
     const problems = (() => {
