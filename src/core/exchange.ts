@@ -70,6 +70,14 @@ export interface Exchange {
 
 /** The first value of a header (node:http joins most repeated headers itself). */
 export function header(headers: InboundHeaders, name: string): string | undefined {
-  const value = headers[name];
+  return first(headers[name]);
+}
+
+/**
+ * The first of a header's values: for the per-request reads, written `first(headers['user-agent'])`.
+ * A constant name is a named property load, cached for the headers' shape; through header() every name
+ * shares one keyed load, which sees many names and goes megamorphic (bench:perf).
+ */
+export function first(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
