@@ -115,7 +115,12 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
     const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, this.#size);
     this.observer?.answered(this.envelope, this.#status, this.#startedAt);
     // Told from inside undici's callback: the sink answers the client now, not a microtask later.
-    this.sink.replied({ status: this.#status, headers: this.#headers, body });
+    const reply = { status: this.#status, headers: this.#headers, body };
+    try {
+      this.sink.replied(reply);
+    } catch (error) {
+      rethrowOutsideUndici(error);
+    }
   }
 
   /** Connection failures, timeouts, aborts (signal, size cap), and the request body's own stream failing. */
@@ -143,7 +148,11 @@ export class ReplyHandler implements Dispatcher.DispatchHandler {
     this.#chunks = [];
     const error = toTunnelError(cause);
     this.observer?.failed(this.envelope, error, clientFailed, this.#startedAt);
-    this.sink.failed(error);
+    try {
+      this.sink.failed(error);
+    } catch (thrown) {
+      rethrowOutsideUndici(thrown);
+    }
   }
 
   #unlisten(): void {
@@ -157,6 +166,18 @@ function abortReason(signal: AbortSignal): Error {
 }
 
 function noop(): void {}
+
+/**
+ * A sink that throws has a bug. undici would take the throw for the request failing and call onError,
+ * which finds the call settled: the bug would vanish, and the client wait for an answer that never
+ * comes. Thrown again outside undici, it is an uncaught exception, as it was a promise rejection
+ * nobody handled when the sink was a promise's reaction.
+ */
+function rethrowOutsideUndici(error: unknown): void {
+  process.nextTick(() => {
+    throw error;
+  });
+}
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
 

@@ -58,6 +58,33 @@ async function rejection(promise: Promise<unknown>): Promise<TunnelError> {
   return error as TunnelError;
 }
 
+describe('Upstream.send', () => {
+  it('does not let undici swallow a throwing sink: the error is thrown again, outside undici', async () => {
+    // vitest's own listener would report it as an unhandled error of the run: listen instead, for this test.
+    const listeners = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    try {
+      const uncaught = new Promise<unknown>((resolve) => process.once('uncaughtException', resolve));
+      let told = 0;
+      upstream.send(outbound(errorEnvelope(sentry.dsn('2'))), {
+        replied() {
+          told++;
+          throw new Error('a bug in the sink');
+        },
+        failed() {
+          told++;
+        },
+      });
+      expect(((await uncaught) as Error).message).toBe('a bug in the sink');
+      // Told once: undici's onError after the throw found the call settled.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(told).toBe(1);
+    } finally {
+      for (const listener of listeners) process.on('uncaughtException', listener);
+    }
+  });
+});
+
 describe('Upstream.forward', () => {
   it("relays Sentry's status and body, and only the allowlisted headers, repeated ones joined with \", \"", async () => {
     sentry.reply = {
