@@ -176,12 +176,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/**
- * At most `maxConcurrent` requests to Sentry at once and `maxQueued` waiting (first come, first
- * served); one more is refused with 503 overloaded. A plain counter and queue rather than
- * Bottleneck: Bottleneck's in-process limiter passes every job through several setTimeout(0) turns,
- * one submission at a time, which capped it at a few hundred requests a second here.
- */
 /** A power of two: the UpstreamGate times one call in this many. */
 const SAMPLED_TASKS = 8;
 
@@ -191,6 +185,12 @@ export interface GateEntry {
   start(stamp: number): void;
 }
 
+/**
+ * At most `maxConcurrent` requests to Sentry at once and `maxQueued` waiting (first come, first
+ * served); one more is refused with 503 overloaded. A plain counter and queue rather than
+ * Bottleneck: Bottleneck's in-process limiter passes every job through several setTimeout(0) turns,
+ * one submission at a time, which capped it at a few hundred requests a second here.
+ */
 export class UpstreamGate {
   readonly #maxConcurrent: number;
   readonly #maxQueued: number;
